@@ -1,0 +1,257 @@
+"""UMT5 encoder (umT5, Chung et al. 2023) as Wan uses it, with the key names of the Comfy-Org `umt5_xxl_*` files.
+
+Reference: Wan-Video/Wan2.1 `wan/modules/t5.py`, ComfyUI `comfy/text_encoders/t5.py`. T5 differs from a textbook
+transformer in three places kept here: RMS layer norm without mean and with fp32 variance, no 1/sqrt(K) scaling of
+the attention logits, and a learned relative-position bias, which umT5 gives every layer (T5 only the first).
+Shapes: B batch, L tokens, D d_model, H heads, K d_kv (per-head width), F d_ff.
+"""
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import SpacetimeError
+from .tokenizer import SPIECE_KEY, Tokenizer
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Config, presets, detection
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    vocab_size: int
+    d_model: int
+    d_ff: int
+    num_heads: int
+    d_kv: int
+    num_layers: int
+    num_buckets: int = 32
+    max_distance: int = 128
+    min_length: int = 512  # prompts are padded to at least this many tokens, as Wan's DiT was trained on
+    eps: float = 1e-6
+
+
+TEXT_ENCODER_PRESETS = {
+    "umt5-xxl": TextEncoderConfig(vocab_size=256384, d_model=4096, d_ff=10240, num_heads=64, d_kv=64, num_layers=24),
+}
+
+METADATA_KEY = "spacetime_config"
+_BLOCK_KEY = re.compile(r"^encoder\.block\.(\d+)\.")
+_SETTINGS = ("num_buckets", "max_distance", "min_length", "eps")  # not readable from shapes
+
+
+def config_metadata(config: TextEncoderConfig) -> dict[str, str]:
+    """safetensors metadata that lets detect_text_encoder_config recover settings shapes do not show."""
+    return {METADATA_KEY: json.dumps(asdict(config))}
+
+
+def detect_text_encoder_config(state_dict, metadata: dict | None = None) -> TextEncoderConfig:
+    """The config of a UMT5 state dict (bare Comfy-Org keys), from tensor shapes; settings from metadata if any."""
+    vocab_size, d_model = state_dict["shared.weight"].shape
+    num_buckets, num_heads = state_dict["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].shape
+    inner = state_dict["encoder.block.0.layer.0.SelfAttention.q.weight"].shape[0]  # H * K
+    d_ff = state_dict["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"].shape[0]
+    num_layers = 1 + max(int(m.group(1)) for m in map(_BLOCK_KEY.match, state_dict) if m)
+    settings = {"num_buckets": num_buckets, **_metadata_settings(metadata)}
+    return TextEncoderConfig(vocab_size, d_model, d_ff, num_heads, inner // num_heads, num_layers, **settings)
+
+
+def _metadata_settings(metadata: dict | None) -> dict:
+    if not metadata or METADATA_KEY not in metadata:
+        return {}
+    stored = json.loads(metadata[METADATA_KEY])
+    known = {f.name for f in fields(TextEncoderConfig)}
+    return {k: stored[k] for k in _SETTINGS if k in stored and k in known}
+
+
+def check_text_width(config: TextEncoderConfig, dit_text_dim: int) -> None:
+    """Raise when the encoder's embeddings do not match the width the DiT's text embedding takes."""
+    if config.d_model != dit_text_dim:
+        raise SpacetimeError(
+            f"text encoder gives {config.d_model}-wide embeddings but this DiT expects {dit_text_dim}; "
+            "load the text encoder that belongs to this model (umt5_xxl for Wan, the bundled one for spacetime-mini)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Maths
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int = 32, max_distance: int = 128):
+    """Bidirectional T5 bucketing (Mesh TensorFlow): exact buckets near 0, log-spaced up to max_distance.
+
+    `relative_position` = key position - query position. Half the buckets hold keys after the query; in each half,
+    the first half of the buckets are exact offsets and the rest log-spaced, saturating at max_distance.
+    """
+    half = num_buckets // 2
+    offset = (relative_position > 0).long() * half
+    distance = relative_position.abs()
+    max_exact = half // 2
+    log_ratio = torch.log(distance.float() / max_exact) / math.log(max_distance / max_exact)
+    far = (max_exact + (log_ratio * (half - max_exact)).long()).clamp(max=half - 1)
+    return offset + torch.where(distance < max_exact, distance, far)
+
+
+def position_buckets(length: int, config: TextEncoderConfig, device) -> torch.Tensor:
+    """Bucket index of every (query, key) pair: (L, L)."""
+    position = torch.arange(length, device=device)
+    relative = position[None, :] - position[:, None]  # (L, L): key - query
+    return relative_position_bucket(relative, config.num_buckets, config.max_distance)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """T5 layer norm: scale by the root mean square (no mean subtraction, no bias); variance in fp32."""
+    x = x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x.to(weight.dtype)
+
+
+def fp16_clamp(x: torch.Tensor) -> torch.Tensor:
+    """T5 activations can overflow fp16; pull infinities back into range as the reference does."""
+    if x.dtype == torch.float16 and torch.isinf(x).any():
+        limit = torch.finfo(torch.float16).max - 1000
+        x = x.clamp(-limit, limit)
+    return x
+
+
+def dequantize(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """A weight in the compute dtype; fp8_scaled files store fp8 values whose real value is value * scale."""
+    weight = weight.to(dtype)
+    return weight if scale is None else weight * scale.to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Modules (attribute names = checkpoint key names)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Linear(nn.Module):
+    """Bias-free linear layer; the weight may stay in fp8 (with `scale_weight`) and is upcast per call."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_out, d_in))
+        self.register_buffer("scale_weight", None)  # a 0-dim tensor for fp8_scaled files, set by the loader
+
+    def forward(self, x):
+        return F.linear(x, dequantize(self.weight, self.scale_weight, x.dtype))
+
+
+class Embedding(nn.Module):
+    """Token embedding whose table may stay in fp8; only the looked-up rows are upcast."""
+
+    def __init__(self, vocab_size: int, d_model: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
+        self.register_buffer("scale_weight", None)
+
+    def forward(self, input_ids, dtype):
+        return dequantize(self.weight[input_ids], self.scale_weight, dtype)  # (B, L, D)
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d_model: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.eps = eps
+
+    def forward(self, x):
+        return rms_norm(x, self.weight, self.eps)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        inner = config.num_heads * config.d_kv
+        self.num_heads = config.num_heads
+        self.q, self.k, self.v = Linear(config.d_model, inner), Linear(config.d_model, inner), Linear(config.d_model, inner)
+        self.o = Linear(inner, config.d_model)
+        self.relative_attention_bias = nn.Embedding(config.num_buckets, config.num_heads)
+
+    def forward(self, x, buckets, key_mask):
+        """x (B, L, D), buckets (L, L), key_mask (B, 1, 1, L) bool -> (B, L, D)."""
+        B, L, _ = x.shape
+        q, k, v = (p(x).view(B, L, self.num_heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))  # (B, H, L, K)
+        bias = self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0).to(x.dtype)  # (1, H, L, L)
+        bias = bias.masked_fill(~key_mask, torch.finfo(x.dtype).min)  # (B, H, L, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, H, L, K): T5 does not scale
+        return self.o(out.transpose(1, 2).reshape(B, L, -1))  # (B, L, H*K) -> (B, L, D)
+
+
+class GatedFeedForward(nn.Module):
+    """Gated-GELU FFN of T5 v1.1: wo(gelu_tanh(wi_0 x) * wi_1 x)."""
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.wi_0 = Linear(config.d_model, config.d_ff)
+        self.wi_1 = Linear(config.d_model, config.d_ff)
+        self.wo = Linear(config.d_ff, config.d_model)
+
+    def forward(self, x):
+        return self.wo(F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x))
+
+
+class AttentionLayer(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.SelfAttention = SelfAttention(config)
+        self.layer_norm = LayerNorm(config.d_model, config.eps)
+
+    def forward(self, x, buckets, key_mask):
+        return fp16_clamp(x + self.SelfAttention(self.layer_norm(x), buckets, key_mask))
+
+
+class FeedForwardLayer(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.DenseReluDense = GatedFeedForward(config)
+        self.layer_norm = LayerNorm(config.d_model, config.eps)
+
+    def forward(self, x):
+        return fp16_clamp(x + self.DenseReluDense(self.layer_norm(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([AttentionLayer(config), FeedForwardLayer(config)])
+
+    def forward(self, x, buckets, key_mask):
+        return self.layer[1](self.layer[0](x, buckets, key_mask))
+
+
+class Stack(nn.Module):
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.block = nn.ModuleList([Block(config) for _ in range(config.num_layers)])
+        self.final_layer_norm = LayerNorm(config.d_model, config.eps)
+
+    def forward(self, x, buckets, key_mask):
+        for block in self.block:
+            x = block(x, buckets, key_mask)
+        return self.final_layer_norm(x)
+
+
+class UMT5Encoder(nn.Module):
+    """input_ids (B, L), attention_mask (B, L) -> hidden states (B, L, D) with pad rows set to zero.
+
+    The compute dtype is that of the layer norms (fp8 weights are upcast to it per layer).
+    """
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.config = config
+        self.shared = Embedding(config.vocab_size, config.d_model)
+        self.encoder = Stack(config)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        dtype = self.encoder.final_layer_norm.weight.dtype
+        keep = attention_mask.bool()  # (B, L)
+        x = self.shared(input_ids, dtype)  # (B, L, D)
+        buckets = position_buckets(input_ids.shape[1], self.config, input_ids.device)  # (L, L), shared by layers
+        x = self.encoder(x, buckets, keep[:, None, None, :])  # key mask (B, 1, 1, L)
+        return x * keep[..., None].to(x.dtype)  # zero pad rows, as ComfyUI's zero_out_masked does
