@@ -4,7 +4,7 @@ import torch
 
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.provenance import c2pa_manifest as cm
-from comfyui_spacetime.provenance.mp4_frames import write_mp4
+from comfyui_spacetime.core.video import write_mp4
 
 SHA = "ab" * 32
 
