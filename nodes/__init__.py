@@ -1,2 +1,30 @@
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""The pack's nodes, one file per feature; this module only collects them for ComfyUI."""
+from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
+from .latent import SpacetimeEmptyLatentVideo
+from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
+from .sampling import SpacetimeSampler
+from .text import SpacetimeTextEncode
+from .vae_nodes import SpacetimeVAEDecode, SpacetimeVAEEncode
+from .video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
+
+NODES = (
+    SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeTextEncode,
+    SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
+    SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo,
+)
+NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "SpacetimeLoadDiffusionModel": "Spacetime Load Diffusion Model",
+    "SpacetimeLoadTextEncoder": "Spacetime Load Text Encoder",
+    "SpacetimeLoadVAE": "Spacetime Load VAE",
+    "SpacetimeTextEncode": "Spacetime Text Encode",
+    "SpacetimeEmptyLatentVideo": "Spacetime Empty Latent Video",
+    "SpacetimeSampler": "Spacetime Sampler",
+    "SpacetimeImageToVideo": "Spacetime Image to Video",
+    "SpacetimeExtendVideo": "Spacetime Extend Video",
+    "SpacetimeInfillFrames": "Spacetime Infill Frames",
+    "SpacetimeVAEEncode": "Spacetime VAE Encode",
+    "SpacetimeVAEDecode": "Spacetime VAE Decode",
+    "SpacetimeLoadVideo": "Spacetime Load Video",
+    "SpacetimeSaveVideo": "Spacetime Save Video",
+}

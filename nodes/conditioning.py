@@ -1,0 +1,110 @@
+"""Keyframe nodes: Image to Video, Extend Video (forward / backward), Infill Frames.
+
+Each builds SPACETIME_KEYFRAMES (known pixel frames at frame indices) for the Spacetime Sampler, which applies
+them according to the model. Pixel frame p lives in latent frame (p + 3) // 4: frame 0 alone, then groups of 4.
+Images of another size than the latent are resized to cover it and centre-cropped.
+"""
+from ..core.errors import SpacetimeError
+
+STRENGTH = {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}
+FPS = {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0}
+
+
+class SpacetimeImageToVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the image)."}),
+                "start_image": ("IMAGE", {"tooltip": "The first frame of the video (the first image of a batch). "
+                                                     "Resized to cover the video size and centre-cropped."}),
+                "strength": ("FLOAT", {**STRENGTH, "tooltip":
+                    "How strictly the video keeps the image: 1 exactly, lower lets the sampler drift from it."}),
+            },
+            "optional": {
+                "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip": "Keyframes to add this start frame to (chain "
+                                                                 "Infill Frames or another Image to Video)."}),
+            },
+        }
+
+    RETURN_TYPES = ("SPACETIME_KEYFRAMES",)
+    RETURN_NAMES = ("keyframes",)
+    FUNCTION = "build"
+    CATEGORY = "Spacetime/conditioning"
+    DESCRIPTION = "Image to video: makes the image a keyframe at frame 0 for the Spacetime Sampler."
+
+    def build(self, vae, start_image, strength, keyframes=None):
+        from ..sampler import Keyframes
+
+        return (Keyframes.from_images(vae, start_image[:1], [0], strength=strength, base=keyframes),)
+
+
+class SpacetimeExtendVideo:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the clip's frames)."}),
+            "video": ("IMAGE", {"tooltip": "The clip to extend, as frames (e.g. from Spacetime Load Video)."}),
+            "direction": (["forward", "backward"], {"tooltip":
+                "forward adds time after the clip's last frame; backward adds time before its first frame."}),
+            "add_seconds": ("FLOAT", {"default": 5.0, "min": 0.25, "max": 60.0, "step": 0.25, "tooltip":
+                "How much time to add; the total is rounded up to 4k+1 frames."}),
+            "fps": ("FLOAT", {**FPS, "tooltip": "Frame rate of the clip and the extension."}),
+            "context_frames": ("INT", {"default": 17, "min": 1, "max": 81, "step": 4, "tooltip":
+                "How many known frames each new window sees from the clip or the previous window (4k+1)."}),
+            "anchor_first_frame": ("BOOLEAN", {"default": False, "tooltip":
+                "Also keep the clip's first frame as a keyframe in every window, so the subject stays itself "
+                "over a long extension."}),
+        }}
+
+    RETURN_TYPES = ("LATENT", "SPACETIME_KEYFRAMES")
+    RETURN_NAMES = ("latent", "keyframes")
+    FUNCTION = "build"
+    CATEGORY = "Spacetime/conditioning"
+    DESCRIPTION = ("Extends a clip forwards or backwards in time: returns a latent covering clip + extension and "
+                   "the clip's frames as keyframes; the sampler fills the rest window by window.")
+
+    def build(self, vae, video, direction, add_seconds, fps, context_frames, anchor_first_frame):
+        from ..sampler import Keyframes
+
+        latent, keyframes = Keyframes.extension(vae, video, direction=direction, add_seconds=add_seconds, fps=fps,
+                                                context_frames=context_frames, anchor_first_frame=anchor_first_frame)
+        return ({"samples": latent}, keyframes)
+
+
+class SpacetimeInfillFrames:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the keyframes)."}),
+            "images": ("IMAGE", {"tooltip": "The keyframes as an image batch, in the order of frame_indices."}),
+            "frame_indices": ("STRING", {"default": "0,80", "tooltip":
+                "Comma-separated frame index of each image (0 = first frame, -1 = last). A keyframe between latent "
+                "frames (pixel frames 4k+2..4k+4) lands in latent frame k+1 with its neighbours."}),
+            "length": ("INT", {"default": 81, "min": 1, "max": 4097, "step": 4, "tooltip":
+                "Length of the video in frames (4k+1); must match the Empty Latent Video's frames."}),
+            "fps": ("FLOAT", {**FPS, "tooltip": "Frame rate, for the timeline's seconds."}),
+            "strength": ("FLOAT", {**STRENGTH, "tooltip": "How strictly the video keeps the keyframes."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_KEYFRAMES",)
+    RETURN_NAMES = ("keyframes",)
+    FUNCTION = "build"
+    CATEGORY = "Spacetime/conditioning"
+    DESCRIPTION = ("Infill: keyframes at any frame indices (first + last, every 16th frame, ...); the sampler "
+                   "generates the frames between them.")
+
+    def build(self, vae, images, frame_indices, length, fps, strength):
+        from ..sampler import Keyframes
+
+        return (Keyframes.from_images(vae, images, parse_indices(frame_indices), strength=strength,
+                                      length=length),)
+
+
+def parse_indices(text: str) -> list[int]:
+    """'0, 16,-1' -> [0, 16, -1]."""
+    try:
+        return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError as err:
+        raise SpacetimeError(f"frame_indices '{text}' is not a comma-separated list of integers; "
+                             f"expected e.g. '0,16,32' or '0,-1'") from err

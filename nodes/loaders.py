@@ -1,0 +1,93 @@
+"""Loader nodes: a Wan / spacetime-mini diffusion model, a UMT5 text encoder, a Wan video VAE."""
+import torch
+
+from ..core.host import get_device
+from ..core.paths import list_models, resolve_model
+
+WEIGHT_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
+                 "fp8_e4m3fn": torch.float8_e4m3fn}
+ATTENTION_BACKENDS = ["sdpa", "flash_attn", "sageattention"]
+NO_LOW_NOISE_MODEL = "none"
+
+
+class SpacetimeLoadDiffusionModel:
+    @classmethod
+    def INPUT_TYPES(cls):
+        models = list_models("diffusion_models")
+        return {"required": {
+            "model_name": (models, {"tooltip": "The diffusion model (DiT) file from models/diffusion_models; "
+                                               "spacetime_mini_dit.safetensors is the pack's own small model. "
+                                               "For Wan 2.2 A14B pick the high-noise expert here."}),
+            "weight_dtype": (list(WEIGHT_DTYPES), {"default": "default", "tooltip":
+                "Precision of the weights in memory. default keeps the file's precision (fp8_scaled files stay fp8 "
+                "and are upcast per layer); fp8_e4m3fn halves the memory of a 16-bit file."}),
+            "attention": (ATTENTION_BACKENDS, {"default": "sdpa", "tooltip":
+                "Attention kernel: sdpa (PyTorch, always available), flash_attn or sageattention "
+                "(faster on supported GPUs; must be installed)."}),
+            "block_swap": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip":
+                "Number of transformer blocks kept on the CPU and moved to the GPU only for their own forward: "
+                "saves memory on 8-12 GB cards at some speed. 0 keeps the whole model on the device."}),
+            "low_noise_model_name": ([NO_LOW_NOISE_MODEL] + models, {"default": NO_LOW_NOISE_MODEL, "tooltip":
+                "Wan 2.2 A14B only: the low-noise expert file; the sampler switches to it at the model's boundary. "
+                "'none' for every other model."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_MODEL",)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "load"
+    CATEGORY = "Spacetime/loaders"
+    DESCRIPTION = ("Loads a spacetime diffusion transformer: Wan 2.1 T2V / VACE, Wan 2.2 TI2V 5B, the Wan 2.2 A14B "
+                   "pair, or the bundled spacetime-mini. The variant is detected from the file's weights.")
+
+    def load(self, model_name, weight_dtype, attention, block_swap, low_noise_model_name):
+        from ..core.loaders import load_model
+
+        low_noise = None
+        if low_noise_model_name != NO_LOW_NOISE_MODEL:
+            low_noise = resolve_model("diffusion_models", low_noise_model_name)
+        model = load_model(resolve_model("diffusion_models", model_name), low_noise_path=low_noise,
+                           dtype=WEIGHT_DTYPES[weight_dtype], device=get_device(), attention=attention,
+                           block_swap=block_swap)
+        return (model,)
+
+
+class SpacetimeLoadTextEncoder:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "text_encoder_name": (list_models("text_encoders"), {"tooltip":
+                "The UMT5 text encoder file from models/text_encoders (umt5_xxl_fp16 / fp8_e4m3fn_scaled for Wan; "
+                "spacetime_mini_umt5.safetensors for the bundled model). Its tokenizer is stored inside the file."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_TEXT_ENCODER",)
+    RETURN_NAMES = ("text_encoder",)
+    FUNCTION = "load"
+    CATEGORY = "Spacetime/loaders"
+    DESCRIPTION = "Loads a UMT5 text encoder together with the SentencePiece tokenizer stored in the file."
+
+    def load(self, text_encoder_name):
+        from ..core.text_encoder import load_text_encoder
+
+        return (load_text_encoder(resolve_model("text_encoders", text_encoder_name)),)
+
+
+class SpacetimeLoadVAE:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "vae_name": (list_models("vae"), {"tooltip":
+                "The video VAE file from models/vae: wan_2.1_vae (Wan 2.1 models, also A14B), wan2.2_vae "
+                "(TI2V 5B only), spacetime_mini_vae.safetensors for the bundled model."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_VAE",)
+    RETURN_NAMES = ("vae",)
+    FUNCTION = "load"
+    CATEGORY = "Spacetime/loaders"
+    DESCRIPTION = "Loads a Wan 2.1 or 2.2 causal video VAE (detected from the file)."
+
+    def load(self, vae_name):
+        from ..vae import load_vae
+
+        return (load_vae(resolve_model("vae", vae_name)).to(get_device()),)

@@ -1,0 +1,52 @@
+"""Spacetime Sampler: flow-matching sampling of a video latent, with keyframe conditioning and long-video chaining."""
+SOLVERS = ["unipc", "euler", "dpmpp_2m"]
+
+
+class SpacetimeSampler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("SPACETIME_MODEL", {"tooltip": "From Spacetime Load Diffusion Model."}),
+                "conditioning": ("SPACETIME_CONDITIONING", {"tooltip": "From Spacetime Text Encode."}),
+                "latent": ("LATENT", {"tooltip": "The video to fill: Empty Latent Video, Extend Video's latent, or "
+                                                 "VAE Encode (with denoise < 1) for video-to-video."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
+                                 "tooltip": "Noise seed. Noise is drawn on the CPU, so a seed gives the same video "
+                                            "on any device."}),
+                "steps": ("INT", {"default": 30, "min": 1, "max": 200, "tooltip":
+                    "Denoising steps. Wan upstream uses 50 (40 for I2V); spacetime-mini needs about 20."}),
+                "cfg": ("FLOAT", {"default": 5.0, "min": 1.0, "max": 30.0, "step": 0.1, "round": 0.01, "tooltip":
+                    "Classifier-free guidance scale. 1 skips the negative-prompt pass (twice as fast)."}),
+                "shift": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 100.0, "step": 0.1, "tooltip":
+                    "Flow-matching sigma shift: higher spends more steps at high noise. 8 for Wan 2.1 in ComfyUI, "
+                    "5 for Wan 2.2 TI2V 5B, 12 for Wan 2.2 A14B T2V upstream."}),
+                "solver": (SOLVERS, {"default": SOLVERS[0], "tooltip":
+                    "unipc: Wan's default; euler: the simplest, good for few steps; dpmpp_2m: second order."}),
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
+                    "1 starts from pure noise; lower keeps more of the input latent (video-to-video)."}),
+                "fps": ("FLOAT", {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0, "tooltip":
+                    "Frame rate of the video: places the shots of a prompt schedule (seconds) on frames."}),
+            },
+            "optional": {
+                "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip":
+                    "Known frames from Image to Video, Extend Video or Infill Frames. The sampler keeps them and "
+                    "generates the rest, chaining windows when the latent is longer than the model's window."}),
+            },
+        }
+
+    RETURN_TYPES = ("LATENT", "STRING")
+    RETURN_NAMES = ("latent", "info")
+    FUNCTION = "sample"
+    CATEGORY = "Spacetime/sampling"
+    DESCRIPTION = ("Samples a video latent with flow matching. With keyframes it applies them the way the loaded "
+                   "model can (clean per-frame timesteps, channel concat, VACE, or re-noising for plain T2V "
+                   "models) and reports which one in 'info'. Shows progress and a latent preview; Cancel stops "
+                   "between steps.")
+
+    def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None):
+        from ..sampler import sample
+
+        samples, info = sample(model, conditioning, latent["samples"], seed=seed, steps=steps, cfg=cfg, shift=shift,
+                               solver=solver, denoise=denoise, fps=fps, keyframes=keyframes)
+        return ({"samples": samples}, info)
