@@ -1,1 +1,2 @@
 
+from .text_encoder import load_text_encoder

@@ -52,6 +52,14 @@ def config_metadata(config: TextEncoderConfig) -> dict[str, str]:
 
 def detect_text_encoder_config(state_dict, metadata: dict | None = None) -> TextEncoderConfig:
     """The config of a UMT5 state dict (bare Comfy-Org keys), from tensor shapes; settings from metadata if any."""
+    try:
+        return _detect(state_dict, metadata)
+    except KeyError as error:
+        raise SpacetimeError(f"the text-encoder state dict has no {error} tensor; expected the UMT5 layout of the "
+                             "Comfy-Org umt5_xxl files (per-layer relative_attention_bias, gated wi_0/wi_1 FFN)")
+
+
+def _detect(state_dict, metadata: dict | None) -> TextEncoderConfig:
     vocab_size, d_model = state_dict["shared.weight"].shape
     num_buckets, num_heads = state_dict["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].shape
     inner = state_dict["encoder.block.0.layer.0.SelfAttention.q.weight"].shape[0]  # H * K
@@ -255,3 +263,133 @@ class UMT5Encoder(nn.Module):
         buckets = position_buckets(input_ids.shape[1], self.config, input_ids.device)  # (L, L), shared by layers
         x = self.encoder(x, buckets, keep[:, None, None, :])  # key mask (B, 1, 1, L)
         return x * keep[..., None].to(x.dtype)  # zero pad rows, as ComfyUI's zero_out_masked does
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Public object and loading
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class TextEncoder:
+    """A loaded UMT5 encoder and its tokenizer: prompts -> embeddings (B, max(L, min_length), D)."""
+
+    def __init__(self, model: UMT5Encoder, tokenizer: Tokenizer | None):
+        if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
+            raise SpacetimeError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but the text encoder embeds only "
+                f"{model.config.vocab_size}; use the tokenizer that belongs to this text encoder")
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def config(self) -> TextEncoderConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.encoder.final_layer_norm.weight.device
+
+    def tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids (B, L), attention_mask (B, L)) on the encoder's device, L = max(longest, min_length)."""
+        if self.tokenizer is None:
+            raise SpacetimeError(
+                "this text-encoder file has no `spiece_model` tensor, so it cannot turn text into tokens; "
+                "pass tokenizer_path= to load_text_encoder (the tokenizer input of the text-encoder loader node) "
+                "with a SentencePiece spiece.model file, or a umt5_xxl_*.safetensors that embeds one")
+        input_ids, attention_mask = self.tokenizer(prompts, self.config.min_length)
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    @torch.no_grad()
+    def encode_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids and mask -> (B, L, D) hidden states, pad rows zero."""
+        return self.model(input_ids.to(self.device), attention_mask.to(self.device))
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        return self.encode_ids(*self.tokenize(prompts))
+
+
+def load_text_encoder(path, dtype: torch.dtype = torch.float32, device="cpu", tokenizer_path=None) -> TextEncoder:
+    """Load a UMT5 text encoder (fp32/fp16/bf16 or fp8_scaled safetensors); fp8 weights stay fp8 in memory."""
+    tensors, metadata = _read_checkpoint(path, dtype, device)
+    spiece = tensors.pop(SPIECE_KEY, None)
+    model = _build(detect_text_encoder_config(tensors, metadata), tensors, path)
+    return TextEncoder(model, _pick_tokenizer(spiece, tokenizer_path))
+
+
+_UNUSED = re.compile(r"^(scaled_fp8|.*\.scale_input|decoder\..*|lm_head\..*|encoder\.embed_tokens\.weight)$")
+_FULL_PRECISION = re.compile(r".*(layer_norm|relative_attention_bias)\.weight$")  # tiny, used as they are
+
+
+def _read_checkpoint(path, dtype: torch.dtype, device) -> tuple[dict, dict]:
+    """Bare-key tensors of a text-encoder file, each converted as it is read so peak memory stays near the file.
+
+    Dropped: the fp8 marker, fp8 input scales (weights are upcast, the input never quantized), the decoder and head
+    of a full encoder-decoder checkpoint, and the tied copy of the embedding.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            prefix = _key_prefix(list(f.keys()), path)
+            bare = {k.removeprefix(prefix): k for k in f.keys() if k.startswith(prefix) and k != SPIECE_KEY}
+            tensors = {k: _stored(k, f.get_tensor(key), dtype) for k, key in bare.items() if not _UNUSED.match(k)}
+            if SPIECE_KEY in f.keys():
+                tensors[SPIECE_KEY] = f.get_tensor(SPIECE_KEY)
+            return tensors, f.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise SpacetimeError(f"cannot read {path} as safetensors ({error}); expected a complete .safetensors "
+                             "text-encoder file such as umt5_xxl_fp16.safetensors: download it again") from error
+
+
+def _stored(key: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """fp8 Linear/embedding weights stay fp8 (upcast per layer); scales stay fp32; the rest goes to `dtype`."""
+    if key.endswith(".scale_weight"):
+        return tensor.float()
+    if tensor.element_size() == 1 and not _FULL_PRECISION.match(key):
+        return tensor
+    return tensor.to(dtype)
+
+
+def _key_prefix(keys: list[str], path) -> str:
+    """Comfy-Org keys are bare; files saved from a larger graph carry a prefix before `shared.weight`."""
+    prefix = next((k.removesuffix("shared.weight") for k in keys if k.endswith("shared.weight")), None)
+    if prefix is None or f"{prefix}encoder.block.0.layer.0.SelfAttention.q.weight" not in keys:
+        raise SpacetimeError(f"{path} is {_describe_other(keys)}, not a UMT5 text encoder "
+                             "(no shared.weight / encoder.block.N keys)")
+    return prefix
+
+
+def _describe_other(keys: list[str]) -> str:
+    keys = [k.removeprefix("model.diffusion_model.") for k in keys]
+    if "head.modulation" in keys or "patch_embedding.weight" in keys:
+        return "a Wan diffusion model: load it with load_dit (the diffusion-model loader node)"
+    if "decoder.middle.0.residual.0.gamma" in keys:
+        return "a Wan video VAE: load it with load_vae (the VAE loader node)"
+    if any("lora" in k for k in keys):
+        return "a LoRA: apply it to a model instead"
+    return f"an unrecognised file (first keys: {sorted(keys)[:4]})"
+
+
+def _build(config: TextEncoderConfig, state_dict: dict, path) -> UMT5Encoder:
+    """Create on the meta device, then adopt the file's tensors as they are (no second copy)."""
+    with torch.device("meta"):
+        model = UMT5Encoder(config)
+    for key in state_dict:
+        if key.endswith(".scale_weight"):
+            model.get_submodule(key.removesuffix(".scale_weight")).scale_weight = torch.empty((), device="meta")
+    expected = set(model.state_dict())
+    missing, unknown = sorted(expected - state_dict.keys()), sorted(state_dict.keys() - expected)
+    if missing or unknown:
+        raise SpacetimeError(f"{path} does not match the UMT5 layout: missing keys {missing[:4]}, unknown keys "
+                             f"{unknown[:4]}; expected a Comfy-Org umt5_xxl_*.safetensors file")
+    model.load_state_dict(state_dict, assign=True)
+    return model.requires_grad_(False).eval()
+
+
+def _pick_tokenizer(spiece: torch.Tensor | None, tokenizer_path) -> Tokenizer | None:
+    """An explicit tokenizer file wins over the one embedded in the checkpoint."""
+    from .tokenizer import read_tokenizer_file
+
+    if tokenizer_path is not None:
+        return read_tokenizer_file(tokenizer_path)
+    return None if spiece is None else Tokenizer(spiece.cpu().numpy().tobytes())
