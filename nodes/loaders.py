@@ -3,6 +3,7 @@ import torch
 
 from ..core.host import get_device
 from ..core.paths import list_models, resolve_model
+from ..vae import load_vae
 
 WEIGHT_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
                  "fp8_e4m3fn": torch.float8_e4m3fn}
@@ -88,6 +89,4 @@ class SpacetimeLoadVAE:
     DESCRIPTION = "Loads a Wan 2.1 or 2.2 causal video VAE (detected from the file)."
 
     def load(self, vae_name):
-        from ..vae import load_vae
-
-        return (load_vae(resolve_model("vae", vae_name)).to(get_device()),)
+        return (load_vae(resolve_model("vae", vae_name), device=get_device()),)

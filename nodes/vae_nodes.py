@@ -1,4 +1,24 @@
 """VAE Encode / VAE Decode between ComfyUI IMAGE batches [T, H, W, 3] in 0..1 and LATENT {"samples": [B,C,T,H,W]}."""
+import torch
+
+from ..core.errors import SpacetimeError
+
+
+def image_to_pixels(images: torch.Tensor, temporal_step: int = 4) -> torch.Tensor:
+    """IMAGE [T, H, W, 3] in 0..1 -> one video [1, 3, T', H, W] in -1..1, keeping the first T' = 4k+1 frames."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise SpacetimeError(f"images have shape {tuple(images.shape)}; expected an IMAGE batch [T, H, W, 3]")
+    usable = (images.shape[0] - 1) // temporal_step * temporal_step + 1
+    return images[:usable].permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, T', H, W)
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def pixels_to_image(pixels: torch.Tensor) -> torch.Tensor:
+    """One video [3, T, H, W] in -1..1 -> IMAGE [T, H, W, 3] in 0..1 on the CPU."""
+    return ((pixels.permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1).float().cpu()  # (T, H, W, 3)
 
 
 class SpacetimeVAEEncode:
@@ -17,9 +37,9 @@ class SpacetimeVAEEncode:
     DESCRIPTION = "Encodes a video (IMAGE frames) into a latent of batch 1."
 
     def encode(self, vae, images):
-        from ..vae import encode_images
-
-        return ({"samples": encode_images(vae, images)},)
+        pixels = image_to_pixels(images, vae.config.compression[0]).to(module_device(vae))
+        with torch.inference_mode():
+            return ({"samples": vae.encode(pixels).cpu()},)
 
 
 class SpacetimeVAEDecode:
@@ -29,8 +49,8 @@ class SpacetimeVAEDecode:
             "vae": ("SPACETIME_VAE", {"tooltip": "From Spacetime Load VAE; the one the model was made for."}),
             "latent": ("LATENT", {"tooltip": "From the Spacetime Sampler."}),
             "tiled": ("BOOLEAN", {"default": False, "tooltip":
-                "Decode in overlapping spatial tiles and temporal chunks: memory bounded by the tile, for large "
-                "frames on small GPUs; seams are blended."}),
+                "Decode in overlapping spatial tiles, one latent frame at a time: memory bounded by the tile, "
+                "for large frames on small GPUs; seams are blended."}),
             "tile_size": ("INT", {"default": 256, "min": 64, "max": 4096, "step": 32, "tooltip":
                 "Tile width and height in pixels (tiled only)."}),
             "tile_overlap": ("INT", {"default": 64, "min": 0, "max": 1024, "step": 16, "tooltip":
@@ -44,10 +64,17 @@ class SpacetimeVAEDecode:
     RETURN_NAMES = ("images",)
     FUNCTION = "decode"
     CATEGORY = "Spacetime/latent"
-    DESCRIPTION = "Decodes one video of a latent into IMAGE frames [T, H, W, 3] in 0..1, optionally tiled."
+    DESCRIPTION = ("Decodes one video of a latent into IMAGE frames [T, H, W, 3] in 0..1, streaming one latent "
+                   "frame at a time (frames go to the CPU as they are made); optionally tiled.")
 
     def decode(self, vae, latent, tiled, tile_size, tile_overlap, batch_index):
-        from ..vae import decode_images
-
-        return (decode_images(vae, latent["samples"], batch_index=batch_index, tiled=tiled, tile_size=tile_size,
-                              tile_overlap=tile_overlap),)
+        samples = latent["samples"]
+        if batch_index >= samples.shape[0]:
+            raise SpacetimeError(f"batch_index {batch_index} is past the latent's batch of {samples.shape[0]}; "
+                                 f"expected 0..{samples.shape[0] - 1}")
+        z = samples[batch_index:batch_index + 1].to(module_device(vae))  # (1, C, T, H, W)
+        scale = vae.config.compression[1]
+        tile = {"tile": max(1, tile_size // scale), "overlap": tile_overlap // scale} if tiled else {}
+        with torch.inference_mode():
+            chunks = [pixels_to_image(chunk[0]) for chunk in vae.decode_frames(z, **tile)]
+        return (torch.cat(chunks),)
