@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import SpacetimeError
+from .fp8 import Linear, dequantize, is_fp8
 from .tokenizer import SPIECE_KEY, Tokenizer
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -72,16 +73,20 @@ def _detect(state_dict, metadata: dict | None) -> TextEncoderConfig:
 def _metadata_settings(metadata: dict | None) -> dict:
     if not metadata or METADATA_KEY not in metadata:
         return {}
-    stored = json.loads(metadata[METADATA_KEY])
+    try:
+        stored = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise SpacetimeError(f"the file's `{METADATA_KEY}` metadata is not valid JSON ({error}); "
+                             "re-save the text encoder") from error
     known = {f.name for f in fields(TextEncoderConfig)}
     return {k: stored[k] for k in _SETTINGS if k in stored and k in known}
 
 
-def check_text_width(config: TextEncoderConfig, dit_text_dim: int) -> None:
-    """Raise when the encoder's embeddings do not match the width the DiT's text embedding takes."""
-    if config.d_model != dit_text_dim:
+def check_text_width(config: TextEncoderConfig, dit_config) -> None:
+    """Raise when the encoder's embedding width differs from the DiT's text input (`dit_config.text_dim`)."""
+    if config.d_model != dit_config.text_dim:
         raise SpacetimeError(
-            f"text encoder gives {config.d_model}-wide embeddings but this DiT expects {dit_text_dim}; "
+            f"text encoder gives {config.d_model}-wide embeddings but this DiT expects {dit_config.text_dim}; "
             "load the text encoder that belongs to this model (umt5_xxl for Wan, the bundled one for spacetime-mini)")
 
 
@@ -126,39 +131,29 @@ def fp16_clamp(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def dequantize(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-    """A weight in the compute dtype; fp8_scaled files store fp8 values whose real value is value * scale."""
-    weight = weight.to(dtype)
-    return weight if scale is None else weight * scale.to(dtype)
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Modules (attribute names = checkpoint key names)
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class Linear(nn.Module):
-    """Bias-free linear layer; the weight may stay in fp8 (with `scale_weight`) and is upcast per call."""
-
-    def __init__(self, d_in: int, d_out: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(d_out, d_in))
-        self.register_buffer("scale_weight", None)  # a 0-dim tensor for fp8_scaled files, set by the loader
-
-    def forward(self, x):
-        return F.linear(x, dequantize(self.weight, self.scale_weight, x.dtype))
-
-
 class Embedding(nn.Module):
-    """Token embedding whose table may stay in fp8; only the looked-up rows are upcast."""
+    """Token embedding whose table may stay in fp8 (like fp8.Linear); only the looked-up rows are upcast."""
+
+    compute_dtype: torch.dtype = torch.float32  # used only when the table is fp8; set by the loader
 
     def __init__(self, vocab_size: int, d_model: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
+        self.weight = nn.Parameter(torch.randn(vocab_size, d_model))  # T5 initializes the table at std 1
         self.register_buffer("scale_weight", None)
 
-    def forward(self, input_ids, dtype):
-        return dequantize(self.weight[input_ids], self.scale_weight, dtype)  # (B, L, D)
+    def forward(self, input_ids):
+        rows = self.weight[input_ids]  # (B, L, D)
+        return dequantize(rows, self.scale_weight, self.compute_dtype) if is_fp8(rows) else rows
+
+    def attach_scale(self, scale: torch.Tensor | None, compute_dtype: torch.dtype) -> None:
+        if scale is not None:
+            self.scale_weight = scale.to(torch.float32)
+        self.compute_dtype = compute_dtype
 
 
 class LayerNorm(nn.Module):
@@ -176,8 +171,8 @@ class SelfAttention(nn.Module):
         super().__init__()
         inner = config.num_heads * config.d_kv
         self.num_heads = config.num_heads
-        self.q, self.k, self.v = Linear(config.d_model, inner), Linear(config.d_model, inner), Linear(config.d_model, inner)
-        self.o = Linear(inner, config.d_model)
+        self.q, self.k, self.v = (Linear(config.d_model, inner, bias=False) for _ in range(3))
+        self.o = Linear(inner, config.d_model, bias=False)
         self.relative_attention_bias = nn.Embedding(config.num_buckets, config.num_heads)
 
     def forward(self, x, buckets, key_mask):
@@ -195,9 +190,9 @@ class GatedFeedForward(nn.Module):
 
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
-        self.wi_0 = Linear(config.d_model, config.d_ff)
-        self.wi_1 = Linear(config.d_model, config.d_ff)
-        self.wo = Linear(config.d_ff, config.d_model)
+        self.wi_0 = Linear(config.d_model, config.d_ff, bias=False)
+        self.wi_1 = Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = Linear(config.d_ff, config.d_model, bias=False)
 
     def forward(self, x):
         return self.wo(F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x))
@@ -245,10 +240,7 @@ class Stack(nn.Module):
 
 
 class UMT5Encoder(nn.Module):
-    """input_ids (B, L), attention_mask (B, L) -> hidden states (B, L, D) with pad rows set to zero.
-
-    The compute dtype is that of the layer norms (fp8 weights are upcast to it per layer).
-    """
+    """input_ids (B, L), attention_mask (B, L) -> hidden states (B, L, D) with pad rows set to zero."""
 
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
@@ -257,9 +249,8 @@ class UMT5Encoder(nn.Module):
         self.encoder = Stack(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        dtype = self.encoder.final_layer_norm.weight.dtype
         keep = attention_mask.bool()  # (B, L)
-        x = self.shared(input_ids, dtype)  # (B, L, D)
+        x = self.shared(input_ids)  # (B, L, D)
         buckets = position_buckets(input_ids.shape[1], self.config, input_ids.device)  # (L, L), shared by layers
         x = self.encoder(x, buckets, keep[:, None, None, :])  # key mask (B, 1, 1, L)
         return x * keep[..., None].to(x.dtype)  # zero pad rows, as ComfyUI's zero_out_masked does
@@ -294,7 +285,7 @@ class TextEncoder:
         if self.tokenizer is None:
             raise SpacetimeError(
                 "this text-encoder file has no `spiece_model` tensor, so it cannot turn text into tokens; "
-                "pass tokenizer_path= to load_text_encoder (the tokenizer input of the text-encoder loader node) "
+                "pass tokenizer_path= to load_text_encoder (the tokenizer input of Spacetime Load Text Encoder) "
                 "with a SentencePiece spiece.model file, or a umt5_xxl_*.safetensors that embeds one")
         input_ids, attention_mask = self.tokenizer(prompts, self.config.min_length)
         return input_ids.to(self.device), attention_mask.to(self.device)
@@ -312,7 +303,7 @@ def load_text_encoder(path, dtype: torch.dtype = torch.float32, device="cpu", to
     """Load a UMT5 text encoder (fp32/fp16/bf16 or fp8_scaled safetensors); fp8 weights stay fp8 in memory."""
     tensors, metadata = _read_checkpoint(path, dtype, device)
     spiece = tensors.pop(SPIECE_KEY, None)
-    model = _build(detect_text_encoder_config(tensors, metadata), tensors, path)
+    model = _build(detect_text_encoder_config(tensors, metadata), tensors, dtype, path)
     return TextEncoder(model, _pick_tokenizer(spiece, tokenizer_path))
 
 
@@ -345,7 +336,7 @@ def _stored(key: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """fp8 Linear/embedding weights stay fp8 (upcast per layer); scales stay fp32; the rest goes to `dtype`."""
     if key.endswith(".scale_weight"):
         return tensor.float()
-    if tensor.element_size() == 1 and not _FULL_PRECISION.match(key):
+    if is_fp8(tensor) and not _FULL_PRECISION.match(key):
         return tensor
     return tensor.to(dtype)
 
@@ -362,27 +353,30 @@ def _key_prefix(keys: list[str], path) -> str:
 def _describe_other(keys: list[str]) -> str:
     keys = [k.removeprefix("model.diffusion_model.") for k in keys]
     if "head.modulation" in keys or "patch_embedding.weight" in keys:
-        return "a Wan diffusion model: load it with load_dit (the diffusion-model loader node)"
+        return "a Wan diffusion model: load it with load_dit (node: Spacetime Load Diffusion Model)"
     if "decoder.middle.0.residual.0.gamma" in keys:
-        return "a Wan video VAE: load it with load_vae (the VAE loader node)"
+        return "a Wan video VAE: load it with load_vae (node: Spacetime Load VAE)"
     if any("lora" in k for k in keys):
         return "a LoRA: apply it to a model instead"
     return f"an unrecognised file (first keys: {sorted(keys)[:4]})"
 
 
-def _build(config: TextEncoderConfig, state_dict: dict, path) -> UMT5Encoder:
-    """Create on the meta device, then adopt the file's tensors as they are (no second copy)."""
+def _build(config: TextEncoderConfig, state_dict: dict, dtype: torch.dtype, path) -> UMT5Encoder:
+    """Create on the meta device, adopt the file's tensors as they are (no second copy), then attach fp8 scales."""
+    scales = {k.removesuffix(".scale_weight"): state_dict.pop(k) for k in list(state_dict) if k.endswith(".scale_weight")}
     with torch.device("meta"):
         model = UMT5Encoder(config)
-    for key in state_dict:
-        if key.endswith(".scale_weight"):
-            model.get_submodule(key.removesuffix(".scale_weight")).scale_weight = torch.empty((), device="meta")
     expected = set(model.state_dict())
     missing, unknown = sorted(expected - state_dict.keys()), sorted(state_dict.keys() - expected)
     if missing or unknown:
         raise SpacetimeError(f"{path} does not match the UMT5 layout: missing keys {missing[:4]}, unknown keys "
                              f"{unknown[:4]}; expected a Comfy-Org umt5_xxl_*.safetensors file")
     model.load_state_dict(state_dict, assign=True)
+    for name, module in model.named_modules():
+        if isinstance(module, (Linear, Embedding)):
+            module.attach_scale(scales.pop(name, None), dtype)
+    if scales:
+        raise SpacetimeError(f"{path} has scale_weight for layers UMT5 does not have: {sorted(scales)[:4]}")
     return model.requires_grad_(False).eval()
 
 

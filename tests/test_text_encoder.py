@@ -1,9 +1,12 @@
 """UMT5 text encoder: bucket maths, tokenizer, padding/masking, file round trips, errors."""
+import dataclasses
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from comfyui_spacetime.core import load_text_encoder
+from comfyui_spacetime.core.dit_config import DIT_PRESETS
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.text_encoder import (
     TEXT_ENCODER_PRESETS, UMT5Encoder, check_text_width, detect_text_encoder_config, fp16_clamp,
@@ -165,13 +168,16 @@ def test_round_trip_in_each_dtype(tmp_path, file_dtype, load_dtype, tolerance):
     assert (out.float() - reference_output(as_stored, config, input_ids, mask)).abs().max().item() <= tolerance
 
 
-def test_fp8_scaled_keeps_fp8_weights_and_equals_the_dequantized_model(tmp_path):
+@pytest.mark.parametrize("fp8_embedding", [False, True])
+def test_fp8_scaled_keeps_fp8_weights_and_equals_the_dequantized_model(tmp_path, fp8_embedding):
     config = tiny_config()
     state = random_state_dict(config)
-    te = load_text_encoder(write_te(tmp_path / "te_fp8.safetensors", config, state, fp8_scaled=True))
+    path = write_te(tmp_path / "te_fp8.safetensors", config, state, fp8_scaled=True, fp8_embedding=fp8_embedding)
+    te = load_text_encoder(path)
     q = te.model.encoder.block[0].layer[0].SelfAttention.q
     assert q.weight.dtype == torch.float8_e4m3fn and q.scale_weight.dtype == torch.float32
-    dequantized = {k: v for k, v in quantize_fp8_scaled(state).items() if k != "scaled_fp8"}
+    assert (te.model.shared.weight.dtype == torch.float8_e4m3fn) == fp8_embedding
+    dequantized = {k: v for k, v in quantize_fp8_scaled(state, fp8_embedding).items() if k != "scaled_fp8"}
     for key in [k for k in dequantized if k.endswith(".scale_weight")]:
         weight = key.removesuffix("scale_weight") + "weight"
         dequantized[weight] = dequantized[weight].float() * dequantized.pop(key)
@@ -240,6 +246,7 @@ def test_truncated_file_and_unknown_keys_are_reported(tmp_path, te_file):
 
 
 def test_mismatched_text_width_is_named():
-    check_text_width(tiny_config(), 32)
+    wan = DIT_PRESETS["wan2.1-t2v-1.3b"]
+    check_text_width(TEXT_ENCODER_PRESETS["umt5-xxl"], wan)
     with pytest.raises(SpacetimeError, match="4096-wide embeddings but this DiT expects 64"):
-        check_text_width(TEXT_ENCODER_PRESETS["umt5-xxl"], 64)
+        check_text_width(TEXT_ENCODER_PRESETS["umt5-xxl"], dataclasses.replace(wan, text_dim=64))

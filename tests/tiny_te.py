@@ -39,12 +39,15 @@ def random_state_dict(config: TextEncoderConfig, seed: int = 0) -> dict[str, tor
     return state
 
 
-def quantize_fp8_scaled(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The Comfy-Org fp8_scaled layout: fp8 e4m3fn Linear weights, a 0-dim fp32 `scale_weight` each, a marker."""
+def quantize_fp8_scaled(state: dict[str, torch.Tensor], fp8_embedding: bool = False) -> dict[str, torch.Tensor]:
+    """The Comfy-Org fp8_scaled layout: fp8 e4m3fn Linear weights, a 0-dim fp32 `scale_weight` each, a marker.
+
+    `fp8_embedding` also quantizes the token table (`shared.weight`), which the loader must handle either way.
+    """
+    quantized = {"q", "k", "v", "o", "wi_0", "wi_1", "wo"} | ({"shared"} if fp8_embedding else set())
     out = {"scaled_fp8": torch.empty(0, dtype=torch.float8_e4m3fn)}
     for key, value in state.items():
-        is_linear = key.endswith(".weight") and key.split(".")[-2] in {"q", "k", "v", "o", "wi_0", "wi_1", "wo"}
-        if not is_linear:
+        if not (key.endswith(".weight") and key.split(".")[-2] in quantized):
             out[key] = value
             continue
         scale = value.abs().max() / torch.finfo(torch.float8_e4m3fn).max
@@ -54,11 +57,11 @@ def quantize_fp8_scaled(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def write_te(path, config: TextEncoderConfig, state: dict, dtype=torch.float32, with_spiece: bool = True,
-             fp8_scaled: bool = False, metadata: dict | None = None):
+             fp8_scaled: bool = False, fp8_embedding: bool = False, metadata: dict | None = None):
     """Save a text-encoder file like the Comfy-Org ones (bare keys, `spiece_model` uint8 tensor)."""
     tensors = {k: v.to(dtype) for k, v in state.items()}
     if fp8_scaled:
-        tensors = quantize_fp8_scaled(state)
+        tensors = quantize_fp8_scaled(state, fp8_embedding)
     if with_spiece:
         tensors[SPIECE_KEY] = spiece_tensor(spiece_model())
     save_file(tensors, str(path), metadata=metadata if metadata is not None else config_metadata(config))
