@@ -75,17 +75,23 @@ class SpacetimeExtendVideo:
 class SpacetimeInfillFrames:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the keyframes)."}),
-            "images": ("IMAGE", {"tooltip": "The keyframes as an image batch, in the order of frame_indices."}),
-            "frame_indices": ("STRING", {"default": "0,80", "tooltip":
-                "Comma-separated frame index of each image (0 = first frame, -1 = last). A keyframe between latent "
-                "frames (pixel frames 4k+2..4k+4) lands in latent frame k+1 with its neighbours."}),
-            "length": ("INT", {"default": 81, "min": 1, "max": 4097, "step": 4, "tooltip":
-                "Length of the video in frames (4k+1); must match the Empty Latent Video's frames."}),
-            "fps": ("FLOAT", {**FPS, "tooltip": "Frame rate, for the timeline's seconds."}),
-            "strength": ("FLOAT", {**STRENGTH, "tooltip": "How strictly the video keeps the keyframes."}),
-        }}
+        return {
+            "required": {
+                "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the keyframes)."}),
+                "images": ("IMAGE", {"tooltip": "The keyframes as an image batch, in the order of frame_indices."}),
+                "frame_indices": ("STRING", {"default": "0,80", "tooltip":
+                    "Comma-separated frame index of each image (0 = first frame, -1 = last). A keyframe between "
+                    "latent frames (pixel frames 4k+2..4k+4) pins that whole group of 4 frames."}),
+                "length": ("INT", {"default": 81, "min": 1, "max": 4097, "step": 4, "tooltip":
+                    "Length of the video in frames (4k+1); must match the Empty Latent Video's frames."}),
+                "fps": ("FLOAT", {**FPS, "tooltip": "Frame rate, for the timeline's seconds."}),
+                "strength": ("FLOAT", {**STRENGTH, "tooltip": "How strictly the video keeps the keyframes."}),
+            },
+            "optional": {
+                "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip": "Keyframes to add these to (e.g. from Image to "
+                                                                 "Video or another Infill Frames)."}),
+            },
+        }
 
     RETURN_TYPES = ("SPACETIME_KEYFRAMES",)
     RETURN_NAMES = ("keyframes",)
@@ -94,7 +100,7 @@ class SpacetimeInfillFrames:
     DESCRIPTION = ("Infill: keyframes at any frame indices (first + last, every 16th frame, ...); the sampler "
                    "generates the frames between them.")
 
-    def build(self, vae, images, frame_indices, length, fps, strength):
+    def build(self, vae, images, frame_indices, length, fps, strength, keyframes=None):
         from ..sampler import Keyframes
 
         return (Keyframes.from_images(vae, images, parse_indices(frame_indices), strength=strength,

@@ -3,6 +3,7 @@ import torch
 
 from ..core.host import get_device
 from ..core.paths import list_models, resolve_model
+from ..core.text_encoder import load_text_encoder
 from ..vae import load_vae
 
 WEIGHT_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32,
@@ -55,22 +56,32 @@ class SpacetimeLoadDiffusionModel:
 class SpacetimeLoadTextEncoder:
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "text_encoder_name": (list_models("text_encoders"), {"tooltip":
-                "The UMT5 text encoder file from models/text_encoders (umt5_xxl_fp16 / fp8_e4m3fn_scaled for Wan; "
-                "spacetime_mini_umt5.safetensors for the bundled model). Its tokenizer is stored inside the file."}),
-        }}
+        return {
+            "required": {
+                "text_encoder_name": (list_models("text_encoders"), {"tooltip":
+                    "The UMT5 text encoder file from models/text_encoders (umt5_xxl_fp16 or umt5_xxl_fp8_e4m3fn_scaled "
+                    "for Wan; spacetime_mini_umt5.safetensors for the bundled model)."}),
+            },
+            "optional": {
+                "tokenizer_path": ("STRING", {"default": "", "tooltip":
+                    "Only for a text-encoder file without its own tokenizer: the path of a SentencePiece "
+                    "spiece.model. Leave empty for Comfy-Org umt5 files, which carry theirs inside."}),
+            },
+        }
 
     RETURN_TYPES = ("SPACETIME_TEXT_ENCODER",)
     RETURN_NAMES = ("text_encoder",)
     FUNCTION = "load"
     CATEGORY = "Spacetime/loaders"
-    DESCRIPTION = "Loads a UMT5 text encoder together with the SentencePiece tokenizer stored in the file."
+    DESCRIPTION = ("Loads a UMT5 text encoder with the SentencePiece tokenizer stored in the file: in fp32 on the CPU, "
+                   "in bf16 on a GPU (fp8_scaled files keep their fp8 weights either way).")
 
-    def load(self, text_encoder_name):
-        from ..core.text_encoder import load_text_encoder
-
-        return (load_text_encoder(resolve_model("text_encoders", text_encoder_name)),)
+    def load(self, text_encoder_name, tokenizer_path=""):
+        device = get_device()
+        dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        encoder = load_text_encoder(resolve_model("text_encoders", text_encoder_name), dtype=dtype, device=device,
+                                    tokenizer_path=tokenizer_path.strip() or None)
+        return (encoder,)
 
 
 class SpacetimeLoadVAE:
