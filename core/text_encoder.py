@@ -8,7 +8,7 @@ Shapes: B batch, L tokens, D d_model, H heads, K d_kv (per-head width), F d_ff.
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ TEXT_ENCODER_PRESETS = {
 
 METADATA_KEY = "spacetime_config"
 _BLOCK_KEY = re.compile(r"^encoder\.block\.(\d+)\.")
-_SETTINGS = ("num_buckets", "max_distance", "min_length", "eps")  # not readable from shapes
+_SETTINGS = ("max_distance", "min_length", "eps")  # not readable from shapes
 
 
 def config_metadata(config: TextEncoderConfig) -> dict[str, str]:
@@ -66,8 +66,8 @@ def _detect(state_dict, metadata: dict | None) -> TextEncoderConfig:
     inner = state_dict["encoder.block.0.layer.0.SelfAttention.q.weight"].shape[0]  # H * K
     d_ff = state_dict["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"].shape[0]
     num_layers = 1 + max(int(m.group(1)) for m in map(_BLOCK_KEY.match, state_dict) if m)
-    settings = {"num_buckets": num_buckets, **_metadata_settings(metadata)}
-    return TextEncoderConfig(vocab_size, d_model, d_ff, num_heads, inner // num_heads, num_layers, **settings)
+    return TextEncoderConfig(vocab_size, d_model, d_ff, num_heads, inner // num_heads, num_layers, num_buckets,
+                             **_metadata_settings(metadata))
 
 
 def _metadata_settings(metadata: dict | None) -> dict:
@@ -78,8 +78,7 @@ def _metadata_settings(metadata: dict | None) -> dict:
     except json.JSONDecodeError as error:
         raise SpacetimeError(f"the file's `{METADATA_KEY}` metadata is not valid JSON ({error}); "
                              "re-save the text encoder") from error
-    known = {f.name for f in fields(TextEncoderConfig)}
-    return {k: stored[k] for k in _SETTINGS if k in stored and k in known}
+    return {k: stored[k] for k in _SETTINGS if k in stored}
 
 
 def check_text_width(config: TextEncoderConfig, dit_config) -> None:
