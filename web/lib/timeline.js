@@ -41,37 +41,49 @@ export function snapFrame(p, length) {
 }
 
 /**
- * Parse a frame list such as "0, 16,32" into sorted unique frames.
- * Returns {frames, invalid}: `invalid` holds the tokens that are not whole non-negative numbers, so the
- * widget can point at them while the user is still typing instead of throwing.
+ * Parse a frame list such as "0, 16,-1" (the node also takes ";" and negative indices counted from the end).
+ * Returns {frames, tokens, invalid}: frames resolved against `length` and the tokens as written, both in the
+ * written order, because the node pairs the i-th image of its batch with the i-th index; `invalid` holds the
+ * tokens that are not whole numbers, so the widget can point at them while the user is still typing.
  */
-export function parseFrameIndices(text) {
-  const frames = new Set();
+export function parseFrameIndices(text, length) {
+  const frames = [];
+  const tokens = [];
   const invalid = [];
-  for (const raw of String(text).split(",")) {
+  for (const raw of String(text).split(/[,;]/)) {
     const token = raw.trim();
     if (token === "") continue;
-    if (/^\d+$/.test(token)) frames.add(Number(token));
-    else invalid.push(token);
+    if (!/^-?\d+$/.test(token)) {
+      invalid.push(token);
+      continue;
+    }
+    const p = Number(token);
+    frames.push(p < 0 ? length + p : p);
+    tokens.push(token);
   }
-  return { frames: [...frames].sort((a, b) => a - b), invalid };
-}
-
-/** Format frames the way the node's STRING widget takes them: "0,16,32". */
-export function formatFrameIndices(frames) {
-  return [...frames].sort((a, b) => a - b).join(",");
+  return { frames, tokens, invalid };
 }
 
 /**
- * Move keyframe `index` of sorted `frames` to `target`, snapped, and kept strictly between its neighbours
- * (one latent frame apart) so that a drag never reorders or merges keyframes. Returns a new array.
+ * Format frames for the node's STRING widget, order kept: "0,16,32". Given the `parsed` list they came from,
+ * a frame that did not move keeps its written token, so "-1" stays "last frame" after a drag of another one.
+ */
+export function formatFrameIndices(frames, parsed = { frames: [], tokens: [] }) {
+  return frames.map((p, i) => (parsed.frames[i] === p ? parsed.tokens[i] : String(p))).join(",");
+}
+
+/**
+ * Move keyframe `index` to `target`, snapped, and kept strictly between the keyframes on either side of it in
+ * time (one latent frame apart), so a drag never passes or merges keyframes. Returns a new array, order kept.
  */
 export function dragKeyframe(frames, index, target, length) {
-  const low = index > 0 ? frames[index - 1] + FRAMES_PER_LATENT : 0;
-  const high = index < frames.length - 1 ? frames[index + 1] - FRAMES_PER_LATENT : lastSnappableFrame(length);
-  const moved = Math.min(Math.max(snapFrame(target, length), low), high);
+  const p = frames[index];
+  const before = frames.filter((q) => q < p);
+  const after = frames.filter((q) => q > p);
+  const low = before.length ? Math.max(...before) + FRAMES_PER_LATENT : 0;
+  const high = after.length ? Math.min(...after) - FRAMES_PER_LATENT : lastSnappableFrame(length);
   const next = [...frames];
-  next[index] = low <= high ? moved : frames[index];
+  if (low <= high) next[index] = Math.min(Math.max(snapFrame(target, length), low), high);
   return next;
 }
 

@@ -38,25 +38,29 @@ test("snapping goes to the nearest multiple of 4 inside the clip", () => {
   for (let p = 0; p <= 80; p++) assert.equal(snapFrame(p, 81) % 4, 0);
 });
 
-test("parse reads sorted unique frames and reports bad tokens", () => {
-  assert.deepEqual(parseFrameIndices("0,16,32"), { frames: [0, 16, 32], invalid: [] });
-  assert.deepEqual(parseFrameIndices(" 32, 0 ,16,16, "), { frames: [0, 16, 32], invalid: [] });
-  assert.deepEqual(parseFrameIndices("0,x,-4,2.5"), { frames: [0], invalid: ["x", "-4", "2.5"] });
-  assert.deepEqual(parseFrameIndices(""), { frames: [], invalid: [] });
+test("parse keeps the written order, resolves negative indices and reports bad tokens", () => {
+  assert.deepEqual(parseFrameIndices("0,16,32", 33), { frames: [0, 16, 32], tokens: ["0", "16", "32"], invalid: [] });
+  assert.deepEqual(parseFrameIndices(" 32, 0 ;16, ", 33).frames, [32, 0, 16]);
+  assert.deepEqual(parseFrameIndices("0,-1", 81), { frames: [0, 80], tokens: ["0", "-1"], invalid: [] });
+  assert.deepEqual(parseFrameIndices("0,x,2.5,-", 33), { frames: [0], tokens: ["0"], invalid: ["x", "2.5", "-"] });
+  assert.deepEqual(parseFrameIndices("", 33), { frames: [], tokens: [], invalid: [] });
 });
 
-test("format is the inverse of parse", () => {
-  assert.equal(formatFrameIndices([32, 0, 16]), "0,16,32");
-  assert.equal(formatFrameIndices(parseFrameIndices("8, 0").frames), "0,8");
+test("format writes moved frames as numbers and keeps unmoved tokens", () => {
+  assert.equal(formatFrameIndices([32, 0, 16]), "32,0,16");
+  const parsed = parseFrameIndices("0, 40, -1", 81);
+  assert.equal(formatFrameIndices([0, 44, 80], parsed), "0,44,-1");
+  assert.equal(formatFrameIndices([0, 40, 76], parsed), "0,40,76");
 });
 
-test("a drag snaps and stays between its neighbours", () => {
+test("a drag snaps and stays between its neighbours in time", () => {
   assert.deepEqual(dragKeyframe([0, 16, 32], 1, 21.6, 33), [0, 20, 32]);
   assert.deepEqual(dragKeyframe([0, 16, 32], 1, 31, 33), [0, 28, 32]); // one latent frame before the next
   assert.deepEqual(dragKeyframe([0, 16, 32], 1, 1, 33), [0, 4, 32]);
   assert.deepEqual(dragKeyframe([0, 16, 32], 2, 99, 33), [0, 16, 32]); // the end is the last pinnable frame
   assert.deepEqual(dragKeyframe([0, 16, 32], 0, 9, 33), [8, 16, 32]);
   assert.deepEqual(dragKeyframe([0, 4], 0, 3, 33), [0, 4]); // no room: stays put
+  assert.deepEqual(dragKeyframe([32, 0, 16], 2, 2, 33), [32, 0, 4]); // neighbours by time, not by position
   const frames = [0, 16, 32];
   dragKeyframe(frames, 1, 8, 33);
   assert.deepEqual(frames, [0, 16, 32], "the input array is not mutated");
