@@ -6,7 +6,6 @@ self-signed signing certificate, so the local identity made on first use is a ti
 import datetime
 import hashlib
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -19,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..core.errors import SpacetimeError
+from .user_config import PACK_NAME, user_config_dir
 
-PACK_NAME = "comfyui-spacetime"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_ASSERTION = "com.comfyui-spacetime.generation"
 UNTRUSTED_CODE = "signingCredential.untrusted"
@@ -31,18 +30,12 @@ _EC_ALGS = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}
 
 # ---------------------------------------------------------------- the local signing identity
 
-def default_config_dir() -> Path:
-    """~/.config/comfyui-spacetime (or $XDG_CONFIG_HOME/comfyui-spacetime): where the local identity lives."""
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / PACK_NAME
-
-
 def ensure_local_identity(config_dir: str | Path | None = None) -> tuple[Path, Path]:
     """Return (certificate chain PEM, private key PEM), creating a local CA + leaf on first use.
 
     Viewers show this identity as untrusted: no public trust list knows the local CA.
     """
-    folder = Path(config_dir) if config_dir else default_config_dir()
+    folder = Path(config_dir) if config_dir else user_config_dir()
     chain_path, key_path = folder / LOCAL_CHAIN_FILE, folder / LOCAL_KEY_FILE
     if chain_path.exists() and key_path.exists():
         return chain_path, key_path
