@@ -1,0 +1,175 @@
+"""`sample()`: text (+ keyframes) -> a video latent, with flow matching, window by window when the video is long."""
+import math
+from typing import NamedTuple
+
+import torch
+
+from ..core.errors import SpacetimeError
+from .conditioning import Keyframes, TextConditioning, latent_frame_of, pixel_count
+from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
+from .long_video import (DriftControl, Timeline, first_new_second, overlap_length, plan_windows, runs_backward,
+                         window_length)
+from .preview import latent_preview, preview_factors
+from .schedules import flow_sigmas
+from .solvers import get_solver
+from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
+
+
+class SampleResult(NamedTuple):
+    latent: torch.Tensor  # raw VAE latents [B, C, T, H, W] on the CPU
+    info: str  # for the user: the conditioning mechanism used and the windows sampled
+
+
+def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative: TextConditioning | None = None,
+           keyframes: Keyframes | None = None, seed: int = 0, steps: int = 20, cfg: float = 5.0,
+           shift: float | None = None, solver: str = "unipc", denoise: float = 1.0, fps: float = 16,
+           callback=None, window_frames: int | None = None, overlap_frames: int | None = None, anchors=None,
+           drift_control: bool = True, mechanism: str | None = None, vae=None) -> SampleResult:
+    """Sample a video latent [B, C, T, H, W] (raw, as LATENT["samples"]) from noise drawn from `seed` on the CPU.
+
+    `model`: a SpacetimeModel. `negative` defaults to `positive.negative`. `shift`, `window_frames` default to
+    the model's sampling defaults. `vae` (or the keyframes' VAE) gives the latent normalization; without either,
+    the Wan statistics for the latent's channel count are used. `callback(step, total, preview)` is called once
+    per step with an RGB preview [t, h, w, 3] in 0..1 of the current window; raising from it stops sampling.
+    `mechanism` overrides how keyframes are applied (see denoise.py). `anchors`: pixel frames of keyframes kept
+    in every window.
+    """
+    negative = negative if negative is not None else positive.negative
+    _check_arguments(cfg, negative, latent_raw)
+    config = model.config
+    used = resolve_mechanism(model, mechanism)
+    vae = vae if vae is not None else (keyframes.vae if keyframes is not None else None)
+    stats = _latent_stats(vae, config, latent_raw.shape[1])
+    timeline = _timeline(latent_raw, keyframes, vae, used, seed, stats)
+    frames = latent_raw.shape[2]
+    length = window_length(window_frames or _default(config, "frames", pixel_count(frames)), frames)
+    overlap = overlap_length(overlap_frames if overlap_frames is not None else _chaining(keyframes, "overlap_frames"),
+                             length) if length < frames else 0
+    anchor_frames = _anchor_latent_frames(anchors if anchors is not None else _chaining(keyframes, "anchors"), frames)
+    windows = plan_windows(timeline.done.tolist(), length, overlap, anchor_frames, runs_backward(timeline.strength))
+    sigmas = flow_sigmas(steps, shift if shift is not None else _default(config, "shift", 5.0), denoise)
+    run = _WindowRunner(model, vae, used, sigmas, get_solver(solver), cfg, callback, len(windows) * steps)
+    drift = DriftControl(drift_control and len(windows) > 1)
+    for window in windows:
+        seconds = first_new_second(window, fps)
+        inputs = _window_inputs(timeline, window, used, positive.context_at(seconds),
+                                None if cfg == 1 else negative.context_at(seconds), run.device)
+        start = timeline.take(timeline.source, window) if denoise < 1 else None
+        timeline.write(window, run(inputs, start))
+        drift.apply(timeline, window, positive.schedule.index(positive.shot_at(seconds)))
+    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length))
+
+
+def describe_mechanism(model, mechanism: str | None = None) -> str:
+    """The sentence a node shows to say how known frames will be applied to this model."""
+    used = resolve_mechanism(model, mechanism)
+    return f"{used}: {DESCRIPTIONS[used]}"
+
+
+# ------------------------------------------------------------------ argument checks and defaults
+
+def _check_arguments(cfg, negative, latent_raw) -> None:
+    if not math.isfinite(cfg):
+        raise SpacetimeError(f"cfg is {cfg}; expected a finite guidance scale such as 5.0 (1 turns guidance off).")
+    if cfg != 1 and negative is None:
+        raise SpacetimeError(f"cfg {cfg} needs a negative prompt to guide away from; encode one (it may be empty) "
+                             "or set cfg to 1.")
+    if latent_raw.dim() != 5:
+        raise SpacetimeError(f"the latent has shape {tuple(latent_raw.shape)}; expected a video latent "
+                             "[B, C, T, H, W] (e.g. from Spacetime Empty Latent Video).")
+
+
+def _default(config, name: str, fallback):
+    """A sampling default of the model (its preset or its file's metadata)."""
+    return getattr(config.sampling, name) if config.sampling is not None else fallback
+
+
+def _chaining(keyframes, name: str):
+    return getattr(keyframes, name) if keyframes is not None else None
+
+
+def _anchor_latent_frames(anchors, frames: int) -> list[int]:
+    pixel_frames = pixel_count(frames)
+    return sorted({latent_frame_of(a + pixel_frames if a < 0 else a) for a in anchors or ()})
+
+
+# ------------------------------------------------------------------ normalization and the timeline
+
+def _latent_stats(vae, config, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std that normalize this model's latents: the VAE's, else Wan's for a Wan model."""
+    if vae is not None:
+        return vae.config.latent_mean, vae.config.latent_std
+    wan = {16: (WAN21_MEAN, WAN21_STD), 48: (WAN22_MEAN, WAN22_STD)}
+    if not config.variant.startswith("wan") or channels not in wan:
+        raise SpacetimeError(f"{config.variant} latents are normalized with its own VAE's statistics; pass the VAE "
+                             "(vae=, or keyframes made with it).")
+    return wan[channels]
+
+
+def _timeline(latent_raw, keyframes, vae, mechanism, seed, stats) -> Timeline:
+    """The whole video on the CPU: input latent, keyframe latents and strengths, and the seed's noise."""
+    _, _, frames, height, width = latent_raw.shape
+    source = normalize(latent_raw.detach().float().cpu(), *stats)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    noise = torch.randn(source.shape, generator=generator)  # on the CPU, so a seed gives one video everywhere
+    strength, known = torch.zeros(frames), torch.zeros_like(source)
+    if keyframes is not None and keyframes.items:
+        keyframes.check_length(pixel_count(frames))
+        strength = keyframes.strengths(frames)
+        fill = "gray" if mechanism in ("concat", "vace") else "held"
+        encoded = keyframes.latents((frames, height, width), fill)  # [1, C, T', H, W]
+        known[:, :, :encoded.shape[2]] = encoded
+    gray = _gray_latent(vae, keyframes, (frames, height, width)) if mechanism in ("concat", "vace") else None
+    return Timeline(known, strength, strength >= 1, noise, source, gray)
+
+
+def _gray_latent(vae, keyframes, shape) -> torch.Tensor:
+    """Normalized latent [1, C, T, H, W] of an all-gray video, as the reference fills unknown control frames."""
+    if vae is None:
+        raise SpacetimeError("this model's conditioning needs the VAE (to encode gray control frames); pass vae=.")
+    frames, height, width = shape
+    _, step_h, step_w = vae.config.compression
+    gray = torch.zeros(1, 3, pixel_count(frames), height * step_h, width * step_w)  # 0 is mid-gray in -1..1
+    with torch.no_grad():
+        return vae.normalize(vae.encode(gray)).cpu()
+
+
+def _window_inputs(timeline: Timeline, window, mechanism, context, negative, device) -> WindowInputs:
+    take = timeline.take
+    return WindowInputs(
+        mechanism=mechanism,
+        strength=timeline.window_strength(window).to(device),
+        known=take(timeline.latent, window).to(device),
+        noise=take(timeline.noise, window).to(device),
+        gray=take(timeline.gray, window).to(device) if timeline.gray is not None else None,
+        context=context.to(device),
+        negative=negative.to(device) if negative is not None else None,
+    )
+
+
+# ------------------------------------------------------------------ running one window
+
+class _WindowRunner:
+    """Runs the solver over one window on the model's device and reports progress across all windows."""
+
+    def __init__(self, model, vae, mechanism, sigmas, solver, cfg, callback, total_steps):
+        self.model, self.mechanism, self.sigmas, self.solver, self.cfg = model, mechanism, sigmas, solver, cfg
+        self.callback, self.total, self.done = callback, total_steps, 0
+        self.factors = preview_factors(vae, model.config.out_dim) if callback is not None else None
+        self.device = model.dit.patch_embedding.weight.device  # blocks may be swapped to the CPU; this is not
+
+    def __call__(self, inputs: WindowInputs, start: torch.Tensor | None) -> torch.Tensor:
+        sigma0 = float(self.sigmas[0])
+        x = inputs.noise if start is None else sigma0 * inputs.noise + (1 - sigma0) * start.to(self.device)
+        denoiser = Denoiser(self.model, inputs, self.cfg)
+        return self.solver(denoiser, x, self.sigmas, callback=self._progress).cpu()
+
+    def _progress(self, state: dict) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(self.done, self.total, latent_preview(state["denoised"], *self.factors))
+
+
+def _describe(mechanism: str, windows, length: int) -> str:
+    chained = f"{len(windows)} windows of {length} latent frames" if len(windows) > 1 else "one window"
+    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}"
