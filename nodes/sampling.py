@@ -32,6 +32,9 @@ class SpacetimeSampler:
                 "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip":
                     "Known frames from Image to Video, Extend Video or Infill Frames. The sampler keeps them and "
                     "generates the rest, chaining windows when the latent is longer than the model's window."}),
+                "vae": ("SPACETIME_VAE", {"tooltip":
+                    "The model's VAE: its latent statistics and live preview colours. Needed for spacetime-mini "
+                    "unless keyframes are connected; Wan models fall back to Wan's statistics."}),
             },
         }
 
@@ -44,9 +47,10 @@ class SpacetimeSampler:
                    "models) and reports which one in 'info'. Shows progress and a latent preview; Cancel stops "
                    "between steps.")
 
-    def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None):
+    def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
+               vae=None):
         from ..sampler import sample
 
-        samples, info = sample(model, conditioning, latent["samples"], seed=seed, steps=steps, cfg=cfg, shift=shift,
-                               solver=solver, denoise=denoise, fps=fps, keyframes=keyframes)
+        samples, info = sample(model, latent["samples"], conditioning, seed=seed, steps=steps, cfg=cfg, shift=shift,
+                               solver=solver, denoise=denoise, fps=fps, keyframes=keyframes, vae=vae)
         return ({"samples": samples}, info)
