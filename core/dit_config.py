@@ -173,7 +173,7 @@ def detect_dit_config(state_dict: dict, metadata: dict | None = None) -> DiTConf
     out_dim = _shape(state_dict, "head.head.weight")[0] // (patch[0] * patch[1] * patch[2])
     num_layers = _count(state_dict, "blocks")
     structure = DiTConfig(
-        variant=meta.get("variant", "unknown"),
+        variant="unknown",  # named below, once the structure is known
         in_dim=_shape(state_dict, "patch_embedding.weight")[1],
         out_dim=out_dim,
         dim=dim,
@@ -190,11 +190,9 @@ def detect_dit_config(state_dict: dict, metadata: dict | None = None) -> DiTConf
         # Wan 2.2's 48-channel latent is only ever used with per-frame timesteps (TI2V)
         per_frame_timesteps=bool(meta.get("per_frame_timesteps", out_dim == 48)),
     )
-    if meta:
-        sampling = SamplingDefaults(**meta["sampling"]) if "sampling" in meta else None
-        return dataclasses.replace(structure, sampling=sampling)
     preset = _preset_for(structure)
-    return dataclasses.replace(structure, variant=preset.variant, sampling=preset.sampling)
+    sampling = SamplingDefaults(**meta["sampling"]) if "sampling" in meta else preset.sampling
+    return dataclasses.replace(structure, variant=meta.get("variant", preset.variant), sampling=sampling)
 
 
 def expert_pair_config(config: DiTConfig) -> DiTConfig:
