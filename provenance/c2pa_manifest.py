@@ -102,13 +102,16 @@ def sign_video(src_mp4: str | Path, dst_mp4: str | Path, model_name: str, model_
     signer = _signer(*_signing_files(cert, key, config_dir))
     builder = c2pa.Builder(_manifest(dst.name, model_name, model_sha256.lower(), prompt))
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside dst and rename: signing in place (dst == src) must not truncate the source being read.
+    partial = dst.with_name(dst.name + ".signing")
     try:
-        with open(src, "rb") as source, open(dst, "w+b") as dest:
+        with open(src, "rb") as source, open(partial, "w+b") as dest:
             builder.sign(signer, "video/mp4", source, dest)
     except c2pa.C2paError as err:
-        dst.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise SpacetimeError(f"C2PA signing of {src} failed ({err}); expected a playable mp4 and a matching "
                              "certificate/key pair; re-save the video or check --cert/--key") from err
+    partial.replace(dst)
     return dst
 
 

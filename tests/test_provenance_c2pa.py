@@ -66,6 +66,13 @@ def test_local_identity_is_made_once_and_signs_by_default(video, tmp_path):
     assert cm.read_provenance(dst).valid
 
 
+def test_signing_in_place(identity, video, tmp_path):
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(video.read_bytes())
+    assert cm.sign_video(copy, copy, "m", SHA, cert=identity[0], key=identity[1]) == copy
+    assert cm.read_provenance(copy).valid and list(tmp_path.iterdir()) == [copy]
+
+
 def test_unsigned_video_has_no_manifest(video):
     report = cm.read_provenance(video)
     assert not report.has_manifest and "no C2PA manifest" in report.text()
