@@ -156,7 +156,8 @@ class _WindowRunner:
         self.model, self.mechanism, self.sigmas, self.solver, self.cfg = model, mechanism, sigmas, solver, cfg
         self.callback, self.total, self.done = callback, total_steps, 0
         self.factors = preview_factors(vae, model.config.out_dim) if callback is not None else None
-        self.device = model.dit.patch_embedding.weight.device  # blocks may be swapped to the CPU; this is not
+        # the first parameter (patch embedding) sits on the compute device even when blocks are swapped to the CPU
+        self.device = next(model.dit.parameters()).device
 
     def __call__(self, inputs: WindowInputs, start: torch.Tensor | None) -> torch.Tensor:
         sigma0 = float(self.sigmas[0])
