@@ -61,13 +61,14 @@ def check_interrupt() -> None:
 
 
 class Progress:
-    """A progress bar over `total` steps: ComfyUI's (with a preview image on the node) inside it, tqdm outside.
+    """A progress bar: ComfyUI's (with a preview image on the node) inside it, tqdm outside.
 
-    Use as a context manager; `update(preview)` advances one step and may carry a PIL image to show.
+    Use as a context manager and call it as `progress(step, total, preview)` with the number of steps done,
+    the total (it may grow, e.g. when a long video adds windows) and optionally RGB frames [T, H, W, 3] in
+    0..1, of which the middle frame is shown. Each call first honours ComfyUI's Cancel button.
     """
 
-    def __init__(self, total: int, description: str = ""):
-        self.total = total
+    def __init__(self, description: str = ""):
         self.description = description
         self._bar = None
 
@@ -75,21 +76,31 @@ class Progress:
         if inside_comfyui():
             import comfy.utils
 
-            self._bar = comfy.utils.ProgressBar(self.total)
+            self._bar = comfy.utils.ProgressBar(1)
         else:
-            self._bar = tqdm(total=self.total, desc=self.description, leave=False, file=sys.stderr)
+            self._bar = tqdm(desc=self.description, leave=False, file=sys.stderr)
         return self
 
-    def update(self, preview=None) -> None:
+    def __call__(self, step: int, total: int, preview: torch.Tensor | None = None) -> None:
+        check_interrupt()
         if isinstance(self._bar, tqdm):
-            self._bar.update(1)
+            self._bar.total = total
+            self._bar.update(step - self._bar.n)
             return
-        image = None if preview is None else (PREVIEW_FORMAT, preview, _preview_size())
-        self._bar.update_absolute(self._bar.current + 1, self.total, image)
+        image = None if preview is None else (PREVIEW_FORMAT, _preview_image(preview), _preview_size())
+        self._bar.update_absolute(step, total, image)
 
     def __exit__(self, *exc_info) -> None:
         if isinstance(self._bar, tqdm):
             self._bar.close()
+
+
+def _preview_image(frames: torch.Tensor):
+    """The middle frame of [T, H, W, 3] in 0..1 as a PIL image, the form ComfyUI sends to the browser."""
+    from PIL import Image
+
+    frame = frames[frames.shape[0] // 2]  # (H, W, 3)
+    return Image.fromarray((frame.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
 
 
 def _preview_size() -> int:

@@ -99,6 +99,13 @@ def _describe_folder(folder: str) -> str:
     return str(root / folder) if root else f"no models directory: pass --models-dir or set {MODELS_DIR_ENV}"
 
 
+def download_dir() -> Path:
+    """The models directory downloads go into (files land in its `<folder>/` subfolders)."""
+    if inside_comfyui():
+        return Path(_folder_paths().models_dir)
+    return models_dir() or Path("models")
+
+
 def input_dir() -> Path:
     """Where Load Video looks for file names: ComfyUI's input folder, or $SPACETIME_INPUT_DIR / ./input."""
     if inside_comfyui():

@@ -1,4 +1,5 @@
 """The pack's nodes, one file per feature; this module only collects them for ComfyUI."""
+from . import provenance
 from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from .latent import SpacetimeEmptyLatentVideo
 from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
@@ -12,7 +13,7 @@ NODES = (
     SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
     SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo,
 )
-NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES}
+NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES} | provenance.NODE_CLASS_MAPPINGS
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeLoadDiffusionModel": "Spacetime Load Diffusion Model",
     "SpacetimeLoadTextEncoder": "Spacetime Load Text Encoder",
@@ -27,4 +28,4 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeVAEDecode": "Spacetime VAE Decode",
     "SpacetimeLoadVideo": "Spacetime Load Video",
     "SpacetimeSaveVideo": "Spacetime Save Video",
-}
+} | provenance.NODE_DISPLAY_NAME_MAPPINGS

@@ -1,10 +1,11 @@
 """Keyframe nodes: Image to Video, Extend Video (forward / backward), Infill Frames.
 
 Each builds SPACETIME_KEYFRAMES (known pixel frames at frame indices) for the Spacetime Sampler, which applies
-them according to the model. Pixel frame p lives in latent frame (p + 3) // 4: frame 0 alone, then groups of 4.
-Images of another size than the latent are resized to cover it and centre-cropped.
+them according to the model. The policies for sizes and frame positions are the sampler's (RESIZE_POLICY,
+FRAME_POLICY), quoted in each node's description.
 """
 from ..core.errors import SpacetimeError
+from ..sampler import FRAME_POLICY, RESIZE_POLICY, Keyframes
 
 STRENGTH = {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}
 FPS = {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0}
@@ -16,8 +17,8 @@ class SpacetimeImageToVideo:
         return {
             "required": {
                 "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the image)."}),
-                "start_image": ("IMAGE", {"tooltip": "The first frame of the video (the first image of a batch). "
-                                                     "Resized to cover the video size and centre-cropped."}),
+                "start_image": ("IMAGE", {"tooltip": "The first frame of the video (the first image of a batch); "
+                                                     "centre-cropped to the video's aspect, then resized."}),
                 "strength": ("FLOAT", {**STRENGTH, "tooltip":
                     "How strictly the video keeps the image: 1 exactly, lower lets the sampler drift from it."}),
             },
@@ -31,11 +32,9 @@ class SpacetimeImageToVideo:
     RETURN_NAMES = ("keyframes",)
     FUNCTION = "build"
     CATEGORY = "Spacetime/conditioning"
-    DESCRIPTION = "Image to video: makes the image a keyframe at frame 0 for the Spacetime Sampler."
+    DESCRIPTION = f"Image to video: makes the image a keyframe at frame 0 for the Spacetime Sampler; {RESIZE_POLICY}."
 
     def build(self, vae, start_image, strength, keyframes=None):
-        from ..sampler import Keyframes
-
         return (Keyframes.from_images(vae, start_image[:1], [0], strength=strength, base=keyframes),)
 
 
@@ -65,8 +64,6 @@ class SpacetimeExtendVideo:
                    "the clip's frames as keyframes; the sampler fills the rest window by window.")
 
     def build(self, vae, video, direction, add_seconds, fps, context_frames, anchor_first_frame):
-        from ..sampler import Keyframes
-
         latent, keyframes = Keyframes.extension(vae, video, direction=direction, add_seconds=add_seconds, fps=fps,
                                                 context_frames=context_frames, anchor_first_frame=anchor_first_frame)
         return ({"samples": latent}, keyframes)
@@ -98,12 +95,10 @@ class SpacetimeInfillFrames:
     FUNCTION = "build"
     CATEGORY = "Spacetime/conditioning"
     DESCRIPTION = ("Infill: keyframes at any frame indices (first + last, every 16th frame, ...); the sampler "
-                   "generates the frames between them.")
+                   f"generates the frames between them: {FRAME_POLICY}; {RESIZE_POLICY}.")
 
     def build(self, vae, images, frame_indices, length, fps, strength, keyframes=None):
-        from ..sampler import Keyframes
-
-        return (Keyframes.from_images(vae, images, parse_indices(frame_indices), strength=strength,
+        return (Keyframes.from_images(vae, images, parse_indices(frame_indices), strength=strength, base=keyframes,
                                       length=length),)
 
 

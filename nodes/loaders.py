@@ -2,6 +2,7 @@
 import torch
 
 from ..core.host import get_device
+from ..core.loaders import load_model
 from ..core.paths import list_models, resolve_model
 from ..core.text_encoder import load_text_encoder
 from ..vae import load_vae
@@ -42,8 +43,6 @@ class SpacetimeLoadDiffusionModel:
                    "pair, or the bundled spacetime-mini. The variant is detected from the file's weights.")
 
     def load(self, model_name, weight_dtype, attention, block_swap, low_noise_model_name):
-        from ..core.loaders import load_model
-
         low_noise = None
         if low_noise_model_name != NO_LOW_NOISE_MODEL:
             low_noise = resolve_model("diffusion_models", low_noise_model_name)

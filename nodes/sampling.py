@@ -1,5 +1,8 @@
 """Spacetime Sampler: flow-matching sampling of a video latent, with keyframe conditioning and long-video chaining."""
-SOLVERS = ["unipc", "euler", "dpmpp_2m"]
+import logging
+
+from ..core.host import Progress
+from ..sampler import SOLVERS, sample
 
 
 class SpacetimeSampler:
@@ -21,7 +24,7 @@ class SpacetimeSampler:
                 "shift": ("FLOAT", {"default": 8.0, "min": 0.1, "max": 100.0, "step": 0.1, "tooltip":
                     "Flow-matching sigma shift: higher spends more steps at high noise. 8 for Wan 2.1 in ComfyUI, "
                     "5 for Wan 2.2 TI2V 5B, 12 for Wan 2.2 A14B T2V upstream."}),
-                "solver": (SOLVERS, {"default": SOLVERS[0], "tooltip":
+                "solver": (list(SOLVERS), {"default": "unipc", "tooltip":
                     "unipc: Wan's default; euler: the simplest, good for few steps; dpmpp_2m: second order."}),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
                     "1 starts from pure noise; lower keeps more of the input latent (video-to-video)."}),
@@ -49,8 +52,8 @@ class SpacetimeSampler:
 
     def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
                vae=None):
-        from ..sampler import sample
-
-        samples, info = sample(model, latent["samples"], conditioning, seed=seed, steps=steps, cfg=cfg, shift=shift,
-                               solver=solver, denoise=denoise, fps=fps, keyframes=keyframes, vae=vae)
-        return ({"samples": samples}, info)
+        with Progress("sampling") as progress:
+            result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps, cfg=cfg,
+                            shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae)
+        logging.getLogger(__name__).info("Spacetime Sampler: %s", result.info)
+        return ({"samples": result.latent}, result.info)

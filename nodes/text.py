@@ -1,4 +1,5 @@
 """Text Encode: a prompt (or a schedule of shots) and a negative prompt -> the sampler's text conditioning."""
+from ..sampler import TextConditioning
 
 
 class SpacetimeTextEncode:
@@ -22,6 +23,4 @@ class SpacetimeTextEncode:
                    "prompt with the UMT5 text encoder into the conditioning the Spacetime Sampler takes.")
 
     def encode(self, text_encoder, prompt, negative_prompt):
-        from ..sampler import TextConditioning
-
         return (TextConditioning.encode(text_encoder, prompt, negative_prompt),)

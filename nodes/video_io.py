@@ -1,5 +1,6 @@
 """Load Video and Save Video: mp4 files <-> IMAGE frames, with the workflow in the file and optional provenance."""
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -7,9 +8,11 @@ import torch
 from ..core.errors import SpacetimeError
 from ..core.paths import input_dir, output_dir, safe_output_path
 from ..core.video import DEFAULT_CRF, read_mp4, write_mp4
+from ..provenance import add_visible_watermark, embed_invisible_watermark, sign_video
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif")
 WATERMARKS = ["none", "visible", "invisible", "both"]
+INVISIBLE_PAYLOAD = "STM"  # the payload the pack's detector reports for Save Video's own mark (6 bytes at most)
 
 
 def _video_files() -> list[str]:
@@ -65,19 +68,26 @@ class SpacetimeSaveVideo:
                 "crf": ("INT", {"default": DEFAULT_CRF, "min": 0, "max": 51, "tooltip":
                     "h264 quality: lower is better and larger (0 lossless, 18-23 typical, 51 worst)."}),
                 "watermark": (WATERMARKS, {"default": "none", "tooltip":
-                    "visible: a moving text mark; invisible: a mark a detector can read back "
-                    "(spacetime detect-watermark); both; none leaves the pixels as they are."}),
-                "watermark_text": ("STRING", {"default": "AI generated", "tooltip":
-                    "Text of the visible mark and payload of the invisible one."}),
+                    f"visible: watermark_text moving over the clip; invisible: a mark carrying '{INVISIBLE_PAYLOAD}' "
+                    "that `spacetime detect-watermark` finds (for another payload use Spacetime Watermark before "
+                    "this node); both; none leaves the pixels as they are."}),
+                "watermark_text": ("STRING", {"default": "AI-generated", "tooltip": "Text of the visible mark."}),
                 "sign_c2pa": ("BOOLEAN", {"default": False, "tooltip":
-                    "Embed a signed C2PA manifest (made by a trained algorithm, the model's name and hash). "
-                    "Without a certificate a local self-signed one is made: viewers show it as untrusted."}),
+                    "Embed a signed C2PA manifest: made by a trained algorithm, with the model's file name and "
+                    "sha256 (connect the model). Without c2pa_cert/c2pa_key a local self-signed identity is made "
+                    "and viewers show the signer as untrusted."}),
                 "include_prompt_in_manifest": ("BOOLEAN", {"default": False, "tooltip":
-                    "Also put the prompt text into the C2PA manifest (off: the prompt stays private)."}),
+                    "Also write the prompt (from the connected conditioning) into the C2PA manifest; off keeps "
+                    "the prompt private."}),
             },
             "optional": {
                 "model": ("SPACETIME_MODEL", {"tooltip": "The model that made the video, named with its hash in "
-                                                         "the C2PA manifest."}),
+                                                         "the C2PA manifest (needed for sign_c2pa)."}),
+                "conditioning": ("SPACETIME_CONDITIONING", {"tooltip":
+                    "The prompt that made the video, for include_prompt_in_manifest."}),
+                "c2pa_cert": ("STRING", {"default": "", "tooltip":
+                    "PEM certificate chain to sign with (leaf first); empty uses the local self-signed identity."}),
+                "c2pa_key": ("STRING", {"default": "", "tooltip": "PEM private key of c2pa_cert."}),
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
@@ -91,13 +101,50 @@ class SpacetimeSaveVideo:
                    "the file on the canvas restores the graph; optional watermark and C2PA signature.")
 
     def save(self, images, fps, filename_prefix, crf, watermark, watermark_text, sign_c2pa,
-             include_prompt_in_manifest, model=None, prompt=None, extra_pnginfo=None):
-        path = safe_output_path(filename_prefix, "mp4")
-        frames = apply_watermark(images, watermark, watermark_text, fps)
-        write_mp4(path, frames, fps, crf, workflow_metadata(prompt, extra_pnginfo))
+             include_prompt_in_manifest, model=None, conditioning=None, c2pa_cert="", c2pa_key="", prompt=None,
+             extra_pnginfo=None):
+        signing = None
         if sign_c2pa:
-            sign_video(path, model, prompt if include_prompt_in_manifest else None)
+            signing = Signing.for_model(model, conditioning if include_prompt_in_manifest else None,
+                                        c2pa_cert, c2pa_key)
+        path = safe_output_path(filename_prefix, "mp4")
+        save_video(path, images, fps, crf, watermark, watermark_text, workflow_metadata(prompt, extra_pnginfo), signing)
         return {"ui": {"images": [saved_result(path)], "animated": (True,)}, "result": (str(path),)}
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What a C2PA manifest records and who signs it (cert/key None: the local self-signed identity)."""
+    model_name: str
+    model_sha256: str
+    prompt: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def for_model(cls, model, conditioning=None, cert: str = "", key: str = "") -> "Signing":
+        """The first file of the model (the high-noise expert of an A14B pair) names it in the manifest."""
+        if model is None:
+            raise SpacetimeError("sign_c2pa is on but no model is connected; the manifest names the model that "
+                                 "made the video: connect the model to Save Video, or turn sign_c2pa off")
+        prompt = None if conditioning is None else "\n".join(conditioning.prompts)
+        return cls(model.file_names[0], model.sha256[0], prompt, cert.strip() or None, key.strip() or None)
+
+
+def save_video(path: Path, images: torch.Tensor, fps: float, crf: int = DEFAULT_CRF, watermark: str = "none",
+               watermark_text: str = "AI-generated", metadata: dict[str, str] | None = None,
+               signing: Signing | None = None) -> Path:
+    """Watermark (optional), write the mp4 with its metadata, then sign it in place (optional)."""
+    if watermark not in WATERMARKS:
+        raise SpacetimeError(f"watermark '{watermark}' is unknown; expected one of {', '.join(WATERMARKS)}")
+    if watermark in ("visible", "both"):
+        images = add_visible_watermark(images, watermark_text)
+    if watermark in ("invisible", "both"):
+        images = embed_invisible_watermark(images, INVISIBLE_PAYLOAD)
+    write_mp4(path, images, fps, crf, metadata)
+    if signing is not None:
+        sign_video(path, path, signing.model_name, signing.model_sha256, signing.prompt, signing.cert, signing.key)
+    return path
 
 
 def workflow_metadata(prompt: dict | None, extra_pnginfo: dict | None) -> dict[str, str]:
@@ -112,19 +159,3 @@ def saved_result(path: Path) -> dict:
     """The entry the frontend uses to fetch an output file through /view."""
     subfolder = path.parent.resolve().relative_to(output_dir().resolve()).as_posix()
     return {"filename": path.name, "subfolder": "" if subfolder == "." else subfolder, "type": "output"}
-
-
-def apply_watermark(images: torch.Tensor, watermark: str, text: str, fps: float) -> torch.Tensor:
-    from ..provenance import watermark as marks
-
-    if watermark in ("visible", "both"):
-        images = marks.add_visible(images, text)
-    if watermark in ("invisible", "both"):
-        images = marks.embed_invisible(images, text)
-    return images
-
-
-def sign_video(path: Path, model, prompt: dict | None) -> None:
-    from ..provenance import c2pa_sign
-
-    c2pa_sign.sign_mp4(path, model=model, prompt=prompt)

@@ -56,21 +56,29 @@ def test_standalone_host_uses_torch_and_tqdm():
     assert host.get_device().type in ("cpu", "cuda", "mps")
     assert host.free_memory(torch.device("cpu")) > 0
     host.check_interrupt()
-    with host.Progress(2, "test") as bar:
-        bar.update()
-        bar.update()
+    with host.Progress("test") as progress:
+        progress(1, 2)
+        progress(2, 3, torch.rand(3, 4, 4, 3))
+        assert progress._bar.n == 2 and progress._bar.total == 3
 
 
 def test_inside_comfyui_host_defers_to_comfy(fake_comfyui):
     assert host.inside_comfyui()
     assert host.free_memory(torch.device("cpu")) == 123
-    with host.Progress(3) as bar:
-        bar.update()
-        bar.update(preview="IMG")
-    assert FakeProgressBar.updates == [(1, 3, None), (2, 3, ("JPEG", "IMG", 256))]
+    frames = torch.zeros(3, 4, 6, 3)
+    frames[1] = 1.0  # the middle frame is the one shown
+    with host.Progress() as progress:
+        progress(1, 3)
+        progress(2, 3, frames)
+    (first, second) = FakeProgressBar.updates
+    assert first == (1, 3, None) and second[:2] == (2, 3)
+    kind, image, size = second[2]
+    assert kind == "JPEG" and size == 256 and image.size == (6, 4) and image.getpixel((0, 0)) == (255, 255, 255)
     fake_comfyui.flag = True
     with pytest.raises(InterruptedError):
         host.check_interrupt()
+    with pytest.raises(InterruptedError), host.Progress() as progress:
+        progress(3, 3)
 
 
 def test_inside_comfyui_paths_use_folder_paths(fake_comfyui, tmp_path):
