@@ -284,7 +284,7 @@ class TextEncoder:
         if self.tokenizer is None:
             raise SpacetimeError(
                 "this text-encoder file has no `spiece_model` tensor, so it cannot turn text into tokens; "
-                "pass tokenizer_path= to load_text_encoder (the tokenizer input of Spacetime Load Text Encoder) "
+                "pass tokenizer_path= to load_text_encoder (the tokenizer_path input of Spacetime Load Text Encoder) "
                 "with a SentencePiece spiece.model file, or a umt5_xxl_*.safetensors that embeds one")
         input_ids, attention_mask = self.tokenizer(prompts, self.config.min_length)
         return input_ids.to(self.device), attention_mask.to(self.device)
