@@ -1,6 +1,7 @@
 """The pack's nodes, one file per feature; this module only collects them for ComfyUI."""
 from . import provenance
 from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
+from .download import SpacetimeDownloadModel
 from .latent import SpacetimeEmptyLatentVideo
 from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
 from .sampling import SpacetimeSampler
@@ -11,7 +12,7 @@ from .video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
 NODES = (
     SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeTextEncode,
     SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
-    SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo,
+    SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo, SpacetimeDownloadModel,
 )
 NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES} | provenance.NODE_CLASS_MAPPINGS
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -28,4 +29,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeVAEDecode": "Spacetime VAE Decode",
     "SpacetimeLoadVideo": "Spacetime Load Video",
     "SpacetimeSaveVideo": "Spacetime Save Video",
+    "SpacetimeDownloadModel": "Spacetime Download Model",
 } | provenance.NODE_DISPLAY_NAME_MAPPINGS

@@ -49,8 +49,9 @@ class SpacetimeExtendVideo:
             "add_seconds": ("FLOAT", {"default": 5.0, "min": 0.25, "max": 60.0, "step": 0.25, "tooltip":
                 "How much time to add; the total is rounded up to 4k+1 frames."}),
             "fps": ("FLOAT", {**FPS, "tooltip": "Frame rate of the clip and the extension."}),
-            "context_frames": ("INT", {"default": 17, "min": 1, "max": 81, "step": 4, "tooltip":
-                "How many known frames each new window sees from the clip or the previous window (4k+1)."}),
+            "context_frames": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 4, "tooltip":
+                "Frames each new window shares with the clip or the previous window, rounded up to whole latent "
+                "frames of 4; 0 lets the sampler choose (a quarter of the model's window)."}),
             "anchor_first_frame": ("BOOLEAN", {"default": False, "tooltip":
                 "Also keep the clip's first frame as a keyframe in every window, so the subject stays itself "
                 "over a long extension."}),
@@ -65,7 +66,8 @@ class SpacetimeExtendVideo:
 
     def build(self, vae, video, direction, add_seconds, fps, context_frames, anchor_first_frame):
         latent, keyframes = Keyframes.extension(vae, video, direction=direction, add_seconds=add_seconds, fps=fps,
-                                                context_frames=context_frames, anchor_first_frame=anchor_first_frame)
+                                                context_frames=context_frames or None,
+                                                anchor_first_frame=anchor_first_frame)
         return ({"samples": latent}, keyframes)
 
 
