@@ -7,7 +7,7 @@ skipped; when the only keyframes are at the end (backward extension) the chain r
 frames, so the subject stays itself. Each window takes the prompt of the shot running at its first new frame.
 
 Drift control: within a shot, the new frames of every later window are moved to the per-channel latent mean and
-std of the shot's first window, so colour and brightness do not wander over a minute.
+std of the new frames of the shot's first window, so colour and brightness do not wander over a minute.
 
 The whole video lives on the CPU (`Timeline`); only one window at a time is on the compute device.
 """
@@ -146,8 +146,8 @@ class DriftControl:
     def apply(self, timeline: Timeline, window: Window, shot: int) -> None:
         if not self.enabled:
             return
-        if shot not in self.reference:
-            self.reference[shot] = channel_stats(timeline.take(timeline.latent, window))
-            return
         new = list(window.new)
+        if shot not in self.reference:  # new frames only: a shot's first window still overlaps the previous shot
+            self.reference[shot] = channel_stats(timeline.latent[:, :, new])
+            return
         timeline.latent[:, :, new] = match_stats(timeline.latent[:, :, new], self.reference[shot])

@@ -1,0 +1,119 @@
+"""Window chaining: frame arithmetic, window plans, skipping, backward runs, anchors, shots and drift control."""
+import pytest
+import torch
+
+from comfyui_spacetime.core.errors import SpacetimeError
+from comfyui_spacetime.sampler import Keyframes, frames_for_seconds, sample
+from comfyui_spacetime.sampler.conditioning import TextConditioning, latent_count
+from comfyui_spacetime.sampler.long_video import channel_stats, match_stats, plan_windows
+from tests.tiny_sampler import OracleDiT, PoolingVAE, oracle_model, prompt
+
+
+@pytest.mark.parametrize("seconds, fps, frames", [(60, 16, 961), (5, 16, 81), (60, 8, 481), (2, 8, 17),
+                                                  (1.1, 10, 13)])
+def test_frames_for_seconds(seconds, fps, frames):
+    assert frames_for_seconds(seconds, fps) == frames and (frames - 1) % 4 == 0
+
+
+def test_more_than_a_minute_is_refused():
+    with pytest.raises(SpacetimeError, match="at most a minute"):
+        frames_for_seconds(61, 16)
+
+
+def written(windows):
+    return sorted(f for w in windows for f in w.new)
+
+
+def test_a_minute_at_16_fps_in_wan_windows():
+    total = latent_count(frames_for_seconds(60, 16))  # 241 latent frames
+    windows = plan_windows([False] * total, length=21, overlap=5)
+    assert total == 241 and written(windows) == list(range(total))  # every frame written exactly once
+    assert all(len(w.frames) == 21 for w in windows)
+    assert len(windows) == 15  # 21 + 14 * 16 >= 241
+    for a, b in zip(windows[:-1], windows[1:-1]):
+        assert len(set(a.frames) & set(b.frames)) == 5  # the overlap, known in the next window
+    assert windows[-1].frames[-1] == total - 1  # the last window is pulled back to end with the video
+
+
+def test_fully_known_windows_are_skipped():
+    done = [True] * 30 + [False] * 20  # a 30-latent-frame clip extended by 20
+    windows = plan_windows(done, length=10, overlap=3)
+    assert windows[0].frames == tuple(range(27, 37)) and windows[0].new == tuple(range(30, 37))
+    assert written(windows) == list(range(30, 50))
+
+
+def test_backward_extension_runs_right_to_left():
+    done = [False] * 20 + [True] * 10
+    windows = plan_windows(done, length=10, overlap=3, reverse=True)
+    assert windows[0].frames == tuple(range(13, 23)) and windows[0].new == tuple(range(13, 20))
+    assert windows[-1].frames[0] == 0 and written(windows) == list(range(20))
+
+
+def test_anchors_join_every_window_that_lacks_them():
+    windows = plan_windows([True] + [False] * 19, length=6, overlap=1, anchors=[0])
+    assert all(w.frames[0] == 0 and len(w.frames) == 6 for w in windows)
+    assert written(windows) == list(range(1, 20))
+    backward = plan_windows([False] * 19 + [True], length=6, overlap=1, anchors=[19], reverse=True)
+    assert all(w.frames[-1] == 19 for w in backward)
+
+
+def test_a_window_too_small_for_its_overlap_is_refused():
+    with pytest.raises(SpacetimeError, match="cannot hold"):
+        plan_windows([False] * 10, length=4, overlap=3, anchors=[0])
+
+
+def test_match_stats_moves_channel_mean_and_std():
+    g = torch.Generator().manual_seed(0)
+    latent, reference = torch.randn(2, 4, 3, 5, 5, generator=g), 3 + 2 * torch.randn(2, 4, 3, 5, 5, generator=g)
+    mean, std = channel_stats(match_stats(latent, channel_stats(reference)))
+    torch.testing.assert_close(mean, channel_stats(reference)[0])
+    torch.testing.assert_close(std, channel_stats(reference)[1])
+
+
+class DriftingDiT(OracleDiT):
+    """Answers `offset` higher for every window after the first: the slow drift a long chain accumulates."""
+
+    def forward(self, x, timestep, context, **kwargs):
+        self.offset = 0.1 * (len(self.calls) // self.steps)
+        return super().forward(x, timestep, context, **kwargs)
+
+
+def drifting_model(steps):
+    model = oracle_model(window=17)
+    model.dit.__class__, model.dit.steps = DriftingDiT, steps
+    return model
+
+
+@pytest.mark.parametrize("drift_control, last_value", [(True, 0.5), (False, 0.5 + 0.1 * 7)])
+def test_drift_control_holds_a_long_video_at_the_first_window(drift_control, last_value):
+    """The drift is measured on the output: 8 windows, 0.1 per window without control, none with it."""
+    latent = torch.zeros(1, 16, 33, 2, 2)  # 129 frames; windows of 5 latent frames, overlap 1 -> 8 windows
+    out = sample(drifting_model(2), latent, prompt(0.5), steps=2, cfg=1, vae=PoolingVAE(),
+                 drift_control=drift_control)
+    assert out.info.endswith("8 windows of 5 latent frames")
+    assert out.latent[:, :, -1].mean().item() == pytest.approx(last_value, abs=1e-4)
+    assert out.latent[:, :, :5].mean().item() == pytest.approx(0.5, abs=1e-4)
+
+
+def test_minute_long_multi_shot_video_picks_each_shot_by_time():
+    """60 s at 8 fps with a window of 17 frames: 30 windows, each on the model's own length, 2 shots."""
+    model = oracle_model(window=17)
+    shots = TextConditioning([(0.0, torch.full((1, 3, 64), 0.2), "first"), (30.0, torch.full((1, 3, 64), 0.7), "b")])
+    latent = torch.zeros(1, 16, latent_count(frames_for_seconds(60, 8)), 2, 2)
+    out = sample(model, latent, shots, steps=1, cfg=1, fps=8, vae=PoolingVAE(), solver="euler")
+    assert out.latent.shape[2] == 121 and out.info.endswith("30 windows of 5 latent frames")
+    assert max(call.x.shape[2] for call in model.dit.calls) == 5  # the device only ever holds one window
+    first_second_shot = (30 * 8 + 3) // 4  # latent frame of pixel frame 240
+    assert torch.allclose(out.latent[:, :, :first_second_shot - 1], torch.full((), 0.2))
+    assert torch.allclose(out.latent[:, :, first_second_shot + 4:], torch.full((), 0.7))  # not pulled back to 0.2
+
+
+def test_extension_keeps_the_clip_and_chains_from_it():
+    vae = PoolingVAE()
+    clip = torch.full((9, 16, 16, 3), 0.75)  # 9 frames = latent frames 0..2
+    latent, keyframes = Keyframes.extension(vae, clip, "forward", add_seconds=3.0, fps=8, context_frames=4)
+    model = oracle_model(window=17)
+    out = sample(model, latent, prompt(-0.2), keyframes=keyframes, steps=1, cfg=1, solver="euler")
+    assert torch.allclose(out.latent[:, :, :3], torch.full((), 0.5))  # the clip, untouched
+    assert torch.allclose(out.latent[:, :, 3:], torch.full((), -0.2))
+    assert model.dit.calls[0].x.shape[2] == 5  # the first window starts one latent frame (4 frames) before the end

@@ -1,0 +1,121 @@
+"""sample() end to end on tiny models: seeds, keyframes kept, arguments checked, progress and interruption."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfyui_spacetime.core.errors import SpacetimeError
+from comfyui_spacetime.core.loaders import SpacetimeModel
+from comfyui_spacetime.sampler import Keyframes, sample
+from comfyui_spacetime.sampler.schedules import flow_sigmas
+from tests.tiny_dit import tiny_dit
+from tests.tiny_sampler import PoolingVAE, oracle_model, prompt
+
+LATENT = (1, 16, 3, 2, 2)  # [B, C, T, H, W]: 9 pixel frames of 16x16
+
+
+def tiny_wan(family="t2v"):
+    dit = tiny_dit(family)
+    return SpacetimeModel(dit, dit.config, (Path("tiny.safetensors"),))
+
+
+def test_seed_determinism_on_a_tiny_dit():
+    model, vae, cond = tiny_wan(), PoolingVAE(), prompt(0.3, negative=-0.3)
+    run = lambda seed: sample(model, torch.zeros(LATENT), cond, seed=seed, steps=2, cfg=2.0, vae=vae).latent
+    first = run(7)
+    assert first.shape == LATENT and torch.isfinite(first).all()
+    assert torch.equal(first, run(7))
+    assert not torch.allclose(first, run(8))
+
+
+def test_noise_is_drawn_from_the_seed_on_the_cpu():
+    model = oracle_model()
+    sample(model, torch.zeros(2, *LATENT[1:]), prompt(0.0), seed=123, steps=2, cfg=1, vae=PoolingVAE())
+    expected = torch.randn((2, *LATENT[1:]), generator=torch.Generator("cpu").manual_seed(123))
+    assert torch.equal(model.dit.calls[0].x, expected)
+    assert not torch.equal(model.dit.calls[0].x[0], model.dit.calls[0].x[1])  # each video of a batch its own noise
+
+
+def test_text_to_video_reaches_the_model_answer():
+    out = sample(oracle_model(), torch.zeros(LATENT), prompt(0.25), steps=3, cfg=1, vae=PoolingVAE())
+    torch.testing.assert_close(out.latent, torch.full(LATENT, 0.25))
+    assert out.info.startswith("renoise")
+
+
+@pytest.mark.parametrize("family", ["t2v", "ti2v"])
+@pytest.mark.parametrize("index", [0, 4, -1])
+def test_keyframes_come_out_exactly_for_pinning_mechanisms(family, index):
+    vae = PoolingVAE(channels=48 if family == "ti2v" else 16)
+    keyframe = Keyframes.from_images(vae, torch.full((1, 16, 16, 3), 0.9), [index])
+    latent = torch.zeros(1, vae.config.latent_channels, 3, 2, 2)
+    out = sample(oracle_model(family), latent, prompt(-0.5), keyframes=keyframe, steps=3, cfg=1).latent
+    pinned = {0: 0, 4: 1, -1: 2}[index]
+    others = [j for j in range(3) if j != pinned]
+    torch.testing.assert_close(out[:, :, pinned], torch.full_like(out[:, :, pinned], 0.8))  # 0.9 -> 0.8 in -1..1
+    torch.testing.assert_close(out[:, :, others], torch.full_like(out[:, :, others], -0.5))
+
+
+def test_denoise_below_one_starts_from_the_partially_noised_input():
+    model, source = oracle_model(), torch.full(LATENT, 2.0)
+    sample(model, source, prompt(0.0), seed=1, steps=4, cfg=1, denoise=0.5, vae=PoolingVAE())
+    sigma0 = float(flow_sigmas(4, 5.0, 0.5)[0])
+    noise = torch.randn(LATENT, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model.dit.calls[0].x, sigma0 * noise + (1 - sigma0) * source)
+
+
+def test_progress_callback_once_per_step_with_a_preview():
+    seen = []
+    sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), steps=3, cfg=1, vae=PoolingVAE(),
+           callback=lambda step, total, preview: seen.append((step, total, tuple(preview.shape))))
+    assert seen == [(1, 3, (3, 2, 2, 3)), (2, 3, (3, 2, 2, 3)), (3, 3, (3, 2, 2, 3))]
+
+
+def test_an_interrupt_raised_by_the_callback_stops_between_steps():
+    model = oracle_model()
+
+    def interrupt(step, total, preview):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sample(model, torch.zeros(LATENT), prompt(0.1), steps=5, cfg=1, vae=PoolingVAE(), callback=interrupt)
+    assert len(model.dit.calls) == 2
+    assert sample(model, torch.zeros(LATENT), prompt(0.1), steps=2, cfg=1, vae=PoolingVAE()).latent.shape == LATENT
+
+
+@pytest.mark.parametrize("cfg", [math.nan, math.inf])
+def test_cfg_must_be_finite(cfg):
+    with pytest.raises(SpacetimeError, match="finite"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1, negative=0.0), cfg=cfg, vae=PoolingVAE())
+
+
+def test_cfg_needs_a_negative_prompt():
+    with pytest.raises(SpacetimeError, match="negative prompt"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=4.0, vae=PoolingVAE())
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(SpacetimeError, match=r"\[B, C, T, H, W\]"):
+        sample(oracle_model(), torch.zeros(16, 3, 2, 2), prompt(0.1), cfg=1, vae=PoolingVAE())
+    with pytest.raises(SpacetimeError, match="pass the VAE"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=1)
+    with pytest.raises(SpacetimeError, match="choose one of"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=1, vae=PoolingVAE(), solver="ddim")
+    with pytest.raises(SpacetimeError, match="can't take 'vace'"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=1, vae=PoolingVAE(), mechanism="vace")
+    keyframe = Keyframes.from_images(PoolingVAE(), torch.rand(1, 16, 16, 3), [9])
+    with pytest.raises(SpacetimeError, match="outside the video"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=1, keyframes=keyframe)
+
+
+@pytest.mark.parametrize("family", ["i2v", "vace"])
+def test_concat_and_vace_models_sample_with_keyframes(family):
+    """Shapes through a real tiny DiT of each kind; the gray latent comes from the VAE."""
+    vae = PoolingVAE()
+    keyframe = Keyframes.from_images(vae, torch.rand(1, 16, 16, 3), [0])
+    out = sample(tiny_wan(family), torch.zeros(LATENT), prompt(0.1, negative=0.0), keyframes=keyframe, steps=2,
+                 cfg=2.0)
+    assert out.latent.shape == LATENT and torch.isfinite(out.latent).all()
+    assert out.info.startswith(family.replace("i2v", "concat"))
+    assert (vae.videos[-1] == 0).all()  # the last encode was the all-gray video (0 in -1..1)
