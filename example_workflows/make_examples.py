@@ -135,7 +135,8 @@ def widget_values(node: Node) -> list:
     for name, (kind, options, _) in input_specs(node.type).items():
         if not is_widget(kind):
             continue
-        values.append(node.values[name] if name in node.values else default_value(kind, options))
+        given = node.values.get(name)
+        values.append(default_value(kind, options) if given is None or isinstance(given, Out) else given)
         if options.get("control_after_generate"):
             values.append(SEED_CONTROL)
         if options.get("image_upload") or options.get("video_upload"):
@@ -202,18 +203,34 @@ def previous_group(members: list, node: Node):
     return above[-1].group if above else None
 
 
+def input_slots(node_type) -> list:
+    """(name, kind, optional, widget) per input slot in the frontend's order: sockets, then one per widget (a
+    widget's slot takes a link when the widget is driven by another node's output)."""
+    if node_type == NOTE:
+        return []
+    specs = [(name, kind, optional, is_widget(kind)) for name, (kind, _, optional) in input_specs(node_type).items()]
+    return [s for s in specs if not s[3]] + [s for s in specs if s[3]]
+
+
 def link_rows(graph: Graph) -> list:
     """[id, from_node, from_slot, to_node, to_slot, type] for every input given as an Out."""
     rows = []
     for node in graph.nodes:
-        sockets = [name for name, (kind, _, _) in input_specs(node.type).items() if not is_widget(kind)] \
-            if node.type != NOTE else []
-        for slot, name in enumerate(sockets):
+        for slot, (name, *_) in enumerate(input_slots(node.type)):
             source = node.values.get(name)
             if isinstance(source, Out):
                 kind = node_class(graph.nodes[source.node_id - 1].type).RETURN_TYPES[source.slot]
                 rows.append([len(rows) + 1, source.node_id, source.slot, node.id, slot, kind])
     return rows
+
+
+def serialize_input(name, kind, optional, widget, link) -> dict:
+    entry = {"name": name, "type": "COMBO" if isinstance(kind, (list, tuple)) else kind, "link": link}
+    if widget:
+        entry["widget"] = {"name": name}
+    if optional:
+        entry["shape"] = 7  # the frontend draws optional inputs hollow
+    return entry
 
 
 def serialize_node(node: Node, links: list, order: int) -> dict:
@@ -222,13 +239,8 @@ def serialize_node(node: Node, links: list, order: int) -> dict:
     if node.type == NOTE:
         return {**base, "inputs": [], "outputs": [], "properties": {}, "widgets_values": [node.values["text"]],
                 "color": "#432", "bgcolor": "#653"}
-    specs = input_specs(node.type)
     incoming = {row[4]: row[0] for row in links if row[3] == node.id}
-    sockets = [(name, kind, optional) for name, (kind, _, optional) in specs.items() if not is_widget(kind)]
-    inputs = [{"name": name, "type": kind, "link": incoming.get(slot), **({"shape": 7} if optional else {})}
-              for slot, (name, kind, optional) in enumerate(sockets)]
-    inputs += [{"name": name, "type": "COMBO" if isinstance(kind, (list, tuple)) else kind, "widget": {"name": name},
-                "link": None} for name, (kind, _, _) in specs.items() if is_widget(kind)]
+    inputs = [serialize_input(*spec, incoming.get(slot)) for slot, spec in enumerate(input_slots(node.type))]
     cls = node_class(node.type)
     names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
     outputs = [{"name": name, "type": kind, "links": [row[0] for row in links if row[1] == node.id and row[2] == slot]}
@@ -499,14 +511,20 @@ def minute_long(m: Model, shots: list[str]) -> Graph:
 
 def save_with_provenance(m: Model, prompt: str) -> Graph:
     g = Graph(f"{m.key}_save_with_provenance", note("Save with provenance", m,
-        "**Spacetime Save Video** marks the video as AI-made: a visible moving mark, an invisible watermark "
-        "(`spacetime detect-watermark FILE` reads it back) and a signed C2PA manifest naming the model and its "
-        "hash (`spacetime provenance FILE` shows it). The prompt stays out of the manifest unless "
-        "*include_prompt_in_manifest* is on. Without your own certificate a local self-signed one is made; "
-        "viewers show it as untrusted."))
-    model, text_encoder, vae = models = load_models(g, m)
-    images = text_to_clip(g, m, models, prompt, 0, "Generate")
-    save(g, m, images, 0, "Generate", "provenance", model=model["model"], watermark="both", sign_c2pa=True)
+        "**Spacetime Prompt Policy** checks the prompt before it is encoded and stops the run, naming the policy "
+        "category, when the policy refuses it. **Spacetime Save Video** marks the video as AI-made: a visible "
+        "moving mark, an invisible watermark (`spacetime detect-watermark FILE` reads it back) and a signed C2PA "
+        "manifest naming the model and its hash, which **Spacetime Read Provenance** validates and shows. The "
+        "prompt stays out of the manifest unless *include_prompt_in_manifest* is on. Without your own "
+        "certificate a local self-signed one is made; viewers show it as untrusted."))
+    model, text_encoder, vae = load_models(g, m)
+    group = "Generate"
+    policy = g.add("SpacetimePromptPolicy", 2, 0, group, prompt=prompt)
+    conditioning = encode(g, text_encoder, policy["prompt"], 0, group)
+    latent = empty_latent(g, m, vae, 0, group)
+    images = sample_and_decode(g, m, model, vae, conditioning, latent["latent"], 0, group)
+    saved = save(g, m, images, 0, group, "provenance", model=model["model"], watermark="both", sign_c2pa=True)
+    g.add("SpacetimeReadProvenance", 4, 0, group, video=saved["path"])
     return g
 
 
