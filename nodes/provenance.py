@@ -2,7 +2,8 @@
 from ..provenance.c2pa_manifest import read_provenance
 from ..provenance.policy import enforce_policy
 from ..provenance.visible_watermark import add_visible_watermark
-from ..provenance.watermark import DEFAULT_WATERMARK, detect_invisible_watermark, embed_invisible_watermark
+from ..provenance.watermark import (DEFAULT_WATERMARK, describe_detection, detect_invisible_watermark,
+                                    embed_invisible_watermark)
 from .video_io import resolve_video
 
 CATEGORY = "Spacetime/Provenance"
@@ -80,11 +81,7 @@ class SpacetimeDetectWatermark:
     DESCRIPTION = "Looks for the pack's invisible watermark and reports presence, payload and confidence."
 
     def detect(self, images):
-        result = detect_invisible_watermark(images)
-        if result.found:
-            report = f"watermark found: payload {result.payload!r}, confidence {result.confidence:.4f}"
-        else:
-            report = f"no watermark found (sync confidence {result.confidence:.4f})"
+        report = describe_detection(detect_invisible_watermark(images))
         return {"ui": {"text": [report]}, "result": (report,)}
 
 

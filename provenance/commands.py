@@ -8,7 +8,7 @@ import sys
 
 from ..core.video import read_mp4
 from .c2pa_manifest import read_provenance
-from .watermark import detect_invisible_watermark
+from .watermark import describe_detection, detect_invisible_watermark
 
 
 def add_provenance_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,5 @@ def _detect_watermark(args: argparse.Namespace) -> int:
     result = detect_invisible_watermark(frames)
     if result.found:
         print(result.payload)
-        print(f"watermark found, confidence {result.confidence:.6f}", file=sys.stderr)
-        return 0
-    print(f"no watermark found (sync confidence {result.confidence:.4f})", file=sys.stderr)
-    return 1
+    print(describe_detection(result), file=sys.stderr)
+    return 0 if result.found else 1

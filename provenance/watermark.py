@@ -36,7 +36,7 @@ class WatermarkConfig:
     key: str = "comfyui-spacetime"  # seeds the chip signs and layout; detection needs the same key
     crop_scales: tuple[float, ...] = (1.0, 1 / 0.95, 1 / 0.9, 1 / 0.85)  # chip-size guesses for cropped input
     oversample: int = 2  # o: detector samples per chip side, for half-chip shift accuracy
-    min_confidence: float = 0.99  # sync confidence needed (besides the CRC) to report a mark as found
+    min_confidence: float = 0.99  # sync evidence needed (besides the CRC) to report a mark as found
 
     @property
     def payload_bits(self) -> int:
@@ -48,10 +48,22 @@ DEFAULT_WATERMARK = WatermarkConfig()
 
 @dataclass(frozen=True)
 class WatermarkDetection:
-    """found: sync and CRC both agree; confidence: 1 - chance probability of the sync peak (Bonferroni)."""
+    """found: sync peak and CRC both agree. confidence: 1 - the chance that unmarked content gives this evidence
+    (the sync peak, times the CRC's false-accept rate when a payload decoded). Without a payload it is only the
+    sync evidence, which is spread over 0..1 on unmarked content: trust `found`, not a lone high confidence."""
     found: bool
     payload: str | None
     confidence: float
+
+
+def describe_detection(result: WatermarkDetection, config: WatermarkConfig = DEFAULT_WATERMARK) -> str:
+    """One line for people: found, damaged (sync without a readable payload), or none."""
+    if result.found:
+        return f"watermark found: payload {result.payload!r}, confidence {result.confidence:.6f}"
+    if result.confidence >= config.min_confidence:
+        return (f"a watermark pattern seems present (sync confidence {result.confidence:.4f}) but its payload "
+                "could not be read: the video was probably re-encoded or resized too strongly")
+    return "no watermark found"
 
 
 # ---------------------------------------------------------------- keyed tile layout
@@ -170,15 +182,17 @@ def detect_invisible_watermark(frames: torch.Tensor,
     luma = (frames.float() * torch.tensor(_LUMA)).sum(-1)  # (T, H, W)
     chip = _chip_px(h, w, config)
     best = max((_sync_search(luma, chip * scale, config) for scale in config.crop_scales), key=lambda s: s.z)
-    confidence = _confidence(best.z, len(config.crop_scales) * (config.tile * config.oversample) ** 2)
+    sync_chance = _chance(best.z, len(config.crop_scales) * (config.tile * config.oversample) ** 2)
     payload = _decode_soft(_soft_bits(best.chips, config), config)
-    found = payload is not None and confidence >= config.min_confidence
-    return WatermarkDetection(found=found, payload=payload if found else None, confidence=confidence)
+    found = payload is not None and 1 - sync_chance >= config.min_confidence
+    # A decoded payload is further evidence: noise passes the CRC for one of the Chase candidates this rarely.
+    chance = sync_chance * (_chase_candidates(config) / 2 ** 16 if found else 1.0)
+    return WatermarkDetection(found=found, payload=payload if found else None, confidence=1 - chance)
 
 
 def _sync_search(luma: torch.Tensor, chip: float, config: WatermarkConfig) -> _Sync:
     o, n = config.oversample, config.tile
-    folded = _fold(_residual(luma, chip, config), n * o)  # (P, P)
+    folded = _whiten(_fold(_residual(luma, chip, config), n * o))  # (P, P)
     template = _tile(torch.zeros(config.payload_bits), config) * _layout(config).sync.reshape(n, n)
     template = template.repeat_interleave(o, 0).repeat_interleave(o, 1)  # (P, P), chips of o x o samples
     spectrum = torch.fft.rfft2(folded) * torch.fft.rfft2(template).conj()
@@ -213,6 +227,12 @@ def _fold(residual: torch.Tensor, period: int) -> torch.Tensor:
     return total / count.clamp(min=1)
 
 
+def _whiten(folded: torch.Tensor) -> torch.Tensor:
+    """Keep the phase, flatten the magnitude: the mark is white, the content's leftovers are not."""
+    spectrum = torch.fft.rfft2(folded)
+    return torch.fft.irfft2(spectrum / spectrum.abs().clamp(min=1e-12), s=folded.shape)
+
+
 def _soft_bits(chips: torch.Tensor, config: WatermarkConfig) -> torch.Tensor:
     """Sum each payload bit's chips (sign removed): (n, n) -> (payload_bits,), positive means 1."""
     layout = _layout(config)
@@ -221,10 +241,13 @@ def _soft_bits(chips: torch.Tensor, config: WatermarkConfig) -> torch.Tensor:
     return torch.zeros(config.payload_bits).index_add_(0, layout.bit_of_chip, votes)
 
 
-def _confidence(z: float, n_tests: int) -> float:
-    """1 - Bonferroni-corrected probability that noise gives a peak of z over n_tests correlation positions."""
-    tail = 0.5 * math.erfc(z / math.sqrt(2))
-    return max(0.0, 1.0 - n_tests * tail)
+def _chance(z: float, n_tests: int) -> float:
+    """Bonferroni-corrected probability that noise gives a peak of z somewhere among n_tests correlation values."""
+    return min(1.0, n_tests * 0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def _chase_candidates(config: WatermarkConfig) -> int:
+    return sum(math.comb(config.chase_bits, flips) for flips in range(3))
 
 
 def _check_frames(frames: torch.Tensor) -> None:
