@@ -1,8 +1,8 @@
 """Cheap latent -> RGB previews for the canvas: a per-channel linear map, as ComfyUI's Latent2RGB previewer.
 
 The maps act on normalized latents (what the sampler holds) and give RGB in -1..1. Wan's are ComfyUI's
-(`comfy/latent_formats.py` Wan21 / Wan22); a VAE may carry its own (`latent_rgb_factors` in its config, fitted by
-least squares for the pack's own model).
+(`comfy/latent_formats.py` Wan21 / Wan22); the pack's own VAE carries its own (`latent_rgb_factors` in its config,
+read from the file's metadata, fitted by least squares).
 """
 import torch
 
@@ -81,10 +81,8 @@ WAN22_RGB_BIAS = (0.0317, -0.0878, -0.1388)
 
 def preview_factors(vae, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(factors [C, 3], bias [3]) for latents of `channels` channels from `vae` (None: Wan's by channel count)."""
-    own = getattr(vae.config, "latent_rgb_factors", ()) if vae is not None else ()
-    if own:
-        bias = getattr(vae.config, "latent_rgb_factors_bias", ()) or (0.0, 0.0, 0.0)
-        return torch.tensor(own), torch.tensor(bias)
+    if vae is not None and vae.config.latent_rgb_factors:
+        return torch.tensor(vae.config.latent_rgb_factors), torch.tensor(vae.config.latent_rgb_factors_bias or (0.0,) * 3)
     if channels == len(WAN22_RGB):
         return torch.tensor(WAN22_RGB), torch.tensor(WAN22_RGB_BIAS)
     return torch.tensor(WAN21_RGB), torch.tensor(WAN21_RGB_BIAS)

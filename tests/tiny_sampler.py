@@ -59,8 +59,8 @@ class PoolingVAE:
     """
 
     def __init__(self, channels: int = 16):
-        self.config = SimpleNamespace(compression=(4, 8, 8), latent_channels=channels,
-                                      latent_mean=(0.0,) * channels, latent_std=(1.0,) * channels)
+        self.config = SimpleNamespace(compression=(4, 8, 8), latent_channels=channels, latent_mean=(0.0,) * channels,
+                                      latent_std=(1.0,) * channels, latent_rgb_factors=(), latent_rgb_factors_bias=())
         self.videos = []
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,9 @@ class VAEConfig:
     patch_size: int = 1
     latent_mean: tuple[float, ...] = field(default=())
     latent_std: tuple[float, ...] = field(default=())
+    # live-preview map of normalized latents to RGB in -1..1 ([z_dim][3] + bias), stored by the pack's own VAE
+    latent_rgb_factors: tuple[tuple[float, ...], ...] = ()
+    latent_rgb_factors_bias: tuple[float, ...] = ()
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -107,6 +110,7 @@ def detect_vae_config(state_dict: dict[str, torch.Tensor], metadata: dict[str, s
         patch_size=math.isqrt(conv_in.shape[1] // 3),
         latent_mean=mean,
         latent_std=std,
+        **_rgb_factors(metadata),
     )
 
 
@@ -136,6 +140,16 @@ def _encoder_block_prefixes(state_dict, variant) -> list[str]:
 def _indices(state_dict, pattern: str) -> list[int]:
     found = (re.match(pattern, key) for key in state_dict)
     return sorted({int(m.group(1)) for m in found if m})
+
+
+def _rgb_factors(metadata) -> dict:
+    """The preview map our own VAE stores next to its mean/std in metadata ({} for Wan's files)."""
+    if not metadata or METADATA_KEY not in metadata:
+        return {}
+    stored = json.loads(metadata[METADATA_KEY])
+    stored = stored.get("vae", stored)
+    return {key: tuple(tuple(row) if isinstance(row, list) else row for row in stored[key])
+            for key in ("latent_rgb_factors", "latent_rgb_factors_bias") if key in stored}
 
 
 def _latent_stats(variant, z_dim, metadata) -> tuple[tuple[float, ...], tuple[float, ...]]:
