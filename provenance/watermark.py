@@ -2,7 +2,8 @@
 
 Reference: Cox et al., "Secure spread spectrum watermarking for multimedia" (1997); the periodic tile with a
 known sync part searched by correlation follows Kutter, "Watermarking resisting to translation, rotation and
-scaling" (1998). Names: T frames, H x W pixels, n chips per tile side, o detector samples per chip, P = n * o.
+scaling" (1998); the detector whitens the folded tile as in phase-only matched filtering (Horner & Gianino,
+1984). Names: T frames, H x W pixels, n chips per tile side, o detector samples per chip, P = n * o.
 
 The tile is static in screen space, so frame-rate changes, dropped or blended frames keep it; a crop only
 shifts it (the FFT search finds the shift) and a resize keeps it on the frame's own grid (chips are a fixed
