@@ -15,12 +15,6 @@ export function niceCeil(n) {
   }
 }
 
-/** Nearest count of the form 4k+1 within [min, max]. */
-export function snapFourKPlusOne(frames, min, max) {
-  const snapped = Math.round((frames - 1) / 4) * 4 + 1;
-  return Math.min(Math.max(snapped, min), max);
-}
-
 /** Nearest multiple of `step` within [min, max], rounded to hide float noise (0.1 + 0.2). */
 export function snapToStep(value, step, min, max) {
   const snapped = Math.round(value / step) * step;
@@ -32,9 +26,12 @@ export function addedFrames(addSeconds, fps) {
   return Math.round(addSeconds * fps);
 }
 
-/** The axis: how many frames it shows inside the clip (`before`) and past its edge (`after`). */
+/**
+ * The axis: how many frames it shows inside the clip (`before`) and past its edge (`after`). A context of 0
+ * (the sampler's choice) still leaves room inside the clip to drag the context handle into.
+ */
 export function extensionAxis(contextFrames, added) {
-  return { before: niceCeil(contextFrames * HEADROOM), after: niceCeil(added * HEADROOM) };
+  return { before: niceCeil(Math.max(contextFrames, 8) * HEADROOM), after: niceCeil(added * HEADROOM) };
 }
 
 /** x of a frame offset from the clip's edge; going backward the picture is mirrored (new frames on the left). */

@@ -1,15 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  addedFrames, extensionAxis, niceCeil, offsetToX, snapFourKPlusOne, snapToStep, xToOffset,
+  addedFrames, extensionAxis, niceCeil, offsetToX, snapToStep, xToOffset,
 } from "../lib/extension_window.js";
 
 test("nice ceilings step 1, 2, 5, 10, 20, ...", () => {
   assert.deepEqual([0, 1, 1.5, 3, 7, 10, 11, 21.25, 100, 101].map(niceCeil), [1, 1, 2, 5, 10, 10, 20, 50, 100, 200]);
 });
 
-test("context frames snap to 4k+1 inside the widget's range", () => {
-  assert.deepEqual([0, 1, 2, 3, 15, 17, 19, 200].map((n) => snapFourKPlusOne(n, 1, 81)), [1, 1, 1, 5, 17, 17, 21, 81]);
+test("context frames snap to whole latent frames (multiples of 4) inside the widget's range", () => {
+  assert.deepEqual([-3, 0, 1, 2, 15, 17, 19, 5000].map((n) => snapToStep(n, 4, 0, 4096)), [0, 0, 0, 4, 16, 16, 20, 4096]);
 });
 
 test("seconds snap to the widget's step inside its range", () => {
@@ -26,8 +26,9 @@ test("added frames are seconds times fps", () => {
 });
 
 test("the axis leaves headroom on both sides of the clip's edge", () => {
-  assert.deepEqual(extensionAxis(17, 80), { before: 50, after: 100 });
-  assert.deepEqual(extensionAxis(1, 4), { before: 2, after: 5 });
+  assert.deepEqual(extensionAxis(16, 80), { before: 20, after: 100 });
+  assert.deepEqual(extensionAxis(24, 80), { before: 50, after: 100 });
+  assert.deepEqual(extensionAxis(0, 4), { before: 10, after: 5 }); // room to drag a context out of "auto"
 });
 
 const close = (actual, expected) => assert.ok(Math.abs(actual - expected) < 1e-9, `${actual} != ${expected}`);

@@ -6,6 +6,11 @@ export const COLORS = {
   fresh: "#2c5d8a", key: "#f5b82e", keyActive: "#ffe08a", warn: "#ff7b72",
 };
 
+// Geometry shared by both timelines (and by the browser test that drags their markers): the track runs from
+// `padX` to width - `padX`, markers sit on its middle line.
+export const TRACK = { padX: 14, top: 30, height: 22 };
+export const MARKER_Y = TRACK.top + TRACK.height / 2;
+
 export function widgetNamed(node, name) {
   return node.widgets?.find((w) => w.name === name);
 }

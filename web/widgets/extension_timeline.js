@@ -1,23 +1,24 @@
 // The timeline of Extend Video: the clip's edge, the context frames the model keeps from the clip (pinned,
-// keyframe-coloured) and the new frames; two handles drag the context length and the added time.
+// keyframe-coloured; 0 means the sampler chooses) and the new frames; two handles drag the context length
+// (in whole latent frames of 4) and the added time.
 //
 // As with the keyframe timeline, the values live in the node's widgets and a drag writes them there.
+import { addedFrames, extensionAxis, offsetToX, snapToStep, xToOffset } from "../lib/extension_window.js";
 import {
-  addedFrames, extensionAxis, offsetToX, snapFourKPlusOne, snapToStep, xToOffset,
-} from "../lib/extension_window.js";
-import { COLORS, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed } from "./draw.js";
+  COLORS, MARKER_Y, TRACK, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed,
+} from "./draw.js";
 
 const HEIGHT = 76; // header, labels, track, ruler
-const PAD_X = 14;
-const TRACK_Y = 30;
-const TRACK_H = 22;
+const { padX: PAD_X, top: TRACK_Y, height: TRACK_H } = TRACK;
 const HIT_RADIUS = 9;
 const CONTEXT_HANDLE = 0;
 const END_HANDLE = 1;
+const LATENT_FRAME = 4; // context frames come in whole latent frames
 
 /**
  * Add the timeline to `node`; `spec` names its widgets: `direction` ("forward" / "backward"), `seconds` (time
- * to add), `fps`, `context` (context frames, 4k+1) and `anchor` (keep the clip's first frame, BOOLEAN).
+ * to add), `fps`, `context` (context frames, 0 = the sampler's choice) and `anchor` (keep the clip's first
+ * frame, BOOLEAN).
  */
 export function addExtensionTimeline(node, spec) {
   const drag = { handle: -1, axis: null }; // the axis stays frozen while a handle is dragged
@@ -35,7 +36,7 @@ export function addExtensionTimeline(node, spec) {
       const offset = xToOffset(x, w.axis, w.direction, ...track());
       if (handle === CONTEXT_HANDLE) {
         const { min, max } = widgetNamed(node, spec.context).options;
-        setWidgetValue(node, spec.context, snapFourKPlusOne(-offset, min, max));
+        setWidgetValue(node, spec.context, snapToStep(-offset, LATENT_FRAME, min, max));
       } else {
         const { min, max } = widgetNamed(node, spec.seconds).options;
         setWidgetValue(node, spec.seconds, snapToStep(offset / w.fps, declaredStep(node, spec.seconds), min, max));
@@ -60,7 +61,7 @@ function readWindow(node, spec, frozenAxis) {
   const direction = value("direction") === "backward" ? "backward" : "forward";
   const fps = Math.max(1, Number(value("fps")) || 16);
   const seconds = Number(value("seconds")) || 0;
-  const context = Math.max(1, Number(value("context")) || 1);
+  const context = Math.max(0, Number(value("context")) || 0);
   const added = addedFrames(seconds, fps);
   const axis = frozenAxis ?? extensionAxis(context, added);
   return { direction, fps, seconds, context, added, axis, anchor: Boolean(value("anchor")) };
@@ -81,19 +82,20 @@ function paint(ctx, w, cssWidth, activeHandle) {
   const width = Math.max(cssWidth - 2 * PAD_X, 1);
   const at = (offset) => offsetToX(offset, w.axis, w.direction, x0, width);
   const where = w.direction === "forward" ? "after the clip" : "before the clip";
-  text(ctx, `+${w.added} frames (${w.seconds.toFixed(2)} s at ${w.fps} fps) ${where} · ${w.context} context frames`, PAD_X, 4);
+  const context = w.context ? `${w.context} context frames` : "context: sampler's choice";
+  text(ctx, `+${w.added} frames (${w.seconds.toFixed(2)} s at ${w.fps} fps) ${where} · ${context}`, PAD_X, 4);
   band(ctx, at(-w.axis.before), at(0), COLORS.clip);
   band(ctx, at(-w.context), at(0), COLORS.key, 0.35);
   band(ctx, at(0), at(w.added), COLORS.fresh);
-  text(ctx, "clip", (at(-w.axis.before) + at(-w.context)) / 2, TRACK_Y + TRACK_H / 2, { color: COLORS.dim, size: 10, align: "center", baseline: "middle" });
-  text(ctx, "new", (at(0) + at(w.added)) / 2, TRACK_Y + TRACK_H / 2, { size: 10, align: "center", baseline: "middle" });
+  text(ctx, "clip", (at(-w.axis.before) + at(-w.context)) / 2, MARKER_Y, { color: COLORS.dim, size: 10, align: "center", baseline: "middle" });
+  text(ctx, "new", (at(0) + at(w.added)) / 2, MARKER_Y, { size: 10, align: "center", baseline: "middle" });
   drawSecondsFromEdge(ctx, w, at);
   if (w.anchor) drawAnchor(ctx, at(-w.axis.before));
   handleOffsets(w).forEach((offset, handle) => {
     const x = at(offset);
     const activeColor = handle === activeHandle ? COLORS.keyActive : COLORS.key;
-    diamond(ctx, x, TRACK_Y + TRACK_H / 2, handle === activeHandle ? 8 : 7, activeColor);
-    const label = handle === CONTEXT_HANDLE ? `${w.context}f` : `${w.seconds}s`;
+    diamond(ctx, x, MARKER_Y, handle === activeHandle ? 8 : 7, activeColor);
+    const label = handle === CONTEXT_HANDLE ? (w.context ? `${w.context}f` : "auto") : `${w.seconds}s`;
     text(ctx, label, x, TRACK_Y - 1, { size: 10, align: "center", baseline: "bottom" });
   });
 }
@@ -122,6 +124,6 @@ function drawAnchor(ctx, x) {
   ctx.lineTo(x, TRACK_Y + TRACK_H);
   ctx.stroke();
   ctx.setLineDash([]);
-  diamond(ctx, x, TRACK_Y + TRACK_H / 2, 5, COLORS.key);
+  diamond(ctx, x, MARKER_Y, 5, COLORS.key);
   text(ctx, "first frame", x + 7, TRACK_Y - 1, { size: 10, baseline: "bottom" });
 }

@@ -7,12 +7,12 @@ import {
   dragKeyframe, formatFrameIndices, frameToX, framesToSeconds, hitKeyframe, lastSnappableFrame, latentFrameOf,
   parseFrameIndices, secondTicks, xToFrame,
 } from "../lib/timeline.js";
-import { COLORS, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed } from "./draw.js";
+import {
+  COLORS, MARKER_Y, TRACK, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed,
+} from "./draw.js";
 
 const HEIGHT = 76; // header, labels, track, ruler
-const PAD_X = 14; // room for a marker at either end
-const TRACK_Y = 30;
-const TRACK_H = 22;
+const { padX: PAD_X, top: TRACK_Y, height: TRACK_H } = TRACK;
 const HIT_RADIUS = 9;
 
 /** Add the timeline to `node`; `spec` names its widgets: `frames` ("0,16,32"), `length` and `fps`. */
@@ -64,7 +64,7 @@ function paint(ctx, t, cssWidth, dragging) {
   t.frames.forEach((p, i) => {
     if (p < 0 || p >= t.length) return;
     const x = frameToX(p, t.length, x0, width);
-    diamond(ctx, x, TRACK_Y + TRACK_H / 2, i === dragging ? 8 : 7, i === dragging ? COLORS.keyActive : COLORS.key);
+    diamond(ctx, x, MARKER_Y, i === dragging ? 8 : 7, i === dragging ? COLORS.keyActive : COLORS.key);
     text(ctx, String(p), x, TRACK_Y - 1, { size: 10, align: "center", baseline: "bottom" });
   });
 }

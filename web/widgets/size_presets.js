@@ -78,6 +78,7 @@ function select(options) {
 
 function line() {
   const element = document.createElement("div");
+  element.className = "spacetime-estimate";
   element.style.cssText = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis";
   return element;
 }
