@@ -168,8 +168,7 @@ class Keyframes:
         stride = self.vae.config.compression
         video = self._pixel_video(t, (h * stride[1], w * stride[2]), fill)  # [F', H, W, 3]
         pixels = video.permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1  # [1, 3, F', H, W] in -1..1
-        with torch.no_grad():
-            return self.vae.normalize(self.vae.encode(pixels)).cpu()
+        return encode_normalized(self.vae, pixels)
 
     def _pixel_video(self, latent_frames: int, size: tuple[int, int], fill: str) -> torch.Tensor:
         """[F', H, W, 3] pixels up to the last pinned latent frame, built from the keyframes' frames."""
@@ -197,6 +196,12 @@ def _frame_sources(given: list[int], latent_frames: int, fill: str) -> list[int 
     if fill == "held":  # frames before the first keyframe hold the first keyframe
         sources = [given[0] if s is None else s for s in sources]
     return sources
+
+
+def encode_normalized(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels [1, 3, F, H, W] in -1..1 -> normalized latents on the CPU, encoded on the VAE's device."""
+    with torch.no_grad():
+        return vae.normalize(vae.encode(pixels.to(next(vae.parameters()).device))).cpu()
 
 
 def empty_latent(vae, frames: int, size: tuple[int, int]) -> torch.Tensor:
@@ -283,10 +288,11 @@ class TextConditioning:
 
     def context_at(self, seconds: float) -> torch.Tensor:
         """The context of the shot running at `seconds`."""
-        return self.shot_at(seconds)[1]
+        return self.schedule[self.shot_index(seconds)][1]
 
-    def shot_at(self, seconds: float) -> tuple[float, torch.Tensor, str]:
-        return [shot for shot in self.schedule if shot[0] <= seconds + 1e-9][-1]
+    def shot_index(self, seconds: float) -> int:
+        """Which shot runs at `seconds` (the last one starting at or before it)."""
+        return sum(start <= seconds + 1e-9 for start, _, _ in self.schedule) - 1
 
     @property
     def prompts(self) -> list[str]:

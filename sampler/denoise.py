@@ -3,12 +3,14 @@
 It applies known frames the way the model can take them (`mechanism`), classifier-free guidance, and the Wan 2.2
 A14B switch from the high-noise to the low-noise expert. Latents here are normalized, [B, C, T, H, W].
 
-A known latent frame with strength s is active while sigma > 1 - s (always for s = 1, never for s = 0):
+A known latent frame with strength s is active while sigma > 1 - s (always for s = 1, never for s = 0).
+Whatever the mechanism, the sampler returns strength-1 frames as given; the mechanism decides how the model
+sees them while it generates the others:
 - per_token (Wan 2.2 TI2V 5B, spacetime-mini): active frames enter clean with timestep 0 and leave as given;
 - renoise (plain T2V): active frames enter re-noised to the current sigma with the window's own noise,
   x_t = sigma*noise + (1-sigma)*x0_known, and leave as given;
 - concat (Wan 2.2 I2V A14B): input [x 16 | mask 4 | image latent 16], mask 1 on active frames, the image latent
-  holds the known frames and the latent of gray elsewhere; the model generates every frame;
+  holds the known frames and the latent of gray elsewhere;
 - vace (Wan 2.1 VACE): vace_context [inactive 16 | reactive 16 | mask 64]: inactive holds the known frames,
   reactive the latent of gray, mask 0 on active frames and 1 elsewhere.
 """

@@ -5,7 +5,7 @@ from typing import NamedTuple
 import torch
 
 from ..core.errors import SpacetimeError
-from .conditioning import Keyframes, TextConditioning, latent_frame_of, pixel_count
+from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
 from .long_video import (DriftControl, Timeline, first_new_second, overlap_length, plan_windows, runs_backward,
                          window_length)
@@ -56,7 +56,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
                                 None if cfg == 1 else negative.context_at(seconds), run.device)
         start = timeline.take(timeline.source, window) if denoise < 1 else None
         timeline.write(window, run(inputs, start))
-        drift.apply(timeline, window, positive.schedule.index(positive.shot_at(seconds)))
+        drift.apply(timeline, window, positive.shot_index(seconds))
     return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length))
 
 
@@ -130,8 +130,7 @@ def _gray_latent(vae, keyframes, shape) -> torch.Tensor:
     frames, height, width = shape
     _, step_h, step_w = vae.config.compression
     gray = torch.zeros(1, 3, pixel_count(frames), height * step_h, width * step_w)  # 0 is mid-gray in -1..1
-    with torch.no_grad():
-        return vae.normalize(vae.encode(gray)).cpu()
+    return encode_normalized(vae, gray)
 
 
 def _window_inputs(timeline: Timeline, window, mechanism, context, negative, device) -> WindowInputs:

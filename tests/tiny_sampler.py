@@ -72,6 +72,9 @@ class PoolingVAE:
         repeat = self.config.latent_channels // 3 + 1
         return pooled.repeat(1, repeat, 1, 1, 1)[:, :self.config.latent_channels]
 
+    def parameters(self):
+        return iter([torch.zeros(())])  # where the sampler finds the VAE's device
+
     def normalize(self, z):
         return z
 
