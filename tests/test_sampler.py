@@ -119,3 +119,18 @@ def test_concat_and_vace_models_sample_with_keyframes(family):
     assert out.latent.shape == LATENT and torch.isfinite(out.latent).all()
     assert out.info.startswith(family.replace("i2v", "concat"))
     assert (vae.videos[-1] == 0).all()  # the last encode was the all-gray video (0 in -1..1)
+
+
+def test_image_to_video_through_a_real_wan_vae():
+    """A tiny random Wan 2.1 VAE: latent frame 0 of the result is exactly the image's own encoding."""
+    from comfyui_spacetime.vae import VAEConfig, WanVAE
+
+    torch.manual_seed(0)
+    vae = WanVAE(VAEConfig("wan2.1", base_dim=8, decoder_base_dim=8, z_dim=16)).eval()
+    dit = tiny_dit("t2v", per_frame_timesteps=True)
+    model = SpacetimeModel(dit, dit.config, (Path("tiny.safetensors"),))
+    image = torch.rand(1, 16, 16, 3)
+    keyframes = Keyframes.from_images(vae, image, [0])
+    out = sample(model, torch.zeros(LATENT), prompt(0.1), keyframes=keyframes, steps=2, cfg=1).latent
+    expected = vae.encode(image.permute(3, 0, 1, 2)[None] * 2 - 1)  # [1, 16, 1, 2, 2]
+    torch.testing.assert_close(out[:, :, :1], expected, rtol=1e-5, atol=1e-5)
