@@ -5,6 +5,7 @@ from typing import NamedTuple
 import torch
 
 from ..core.errors import SpacetimeError
+from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
 from .long_video import (DriftControl, Timeline, first_new_second, overlap_length, plan_windows, runs_backward,
@@ -12,7 +13,6 @@ from .long_video import (DriftControl, Timeline, first_new_second, overlap_lengt
 from .preview import latent_preview, preview_factors
 from .schedules import flow_sigmas
 from .solvers import get_solver
-from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 
 
 class SampleResult(NamedTuple):
@@ -41,14 +41,11 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     vae = vae if vae is not None else (keyframes.vae if keyframes is not None else None)
     stats = _latent_stats(vae, config, latent_raw.shape[1])
     timeline = _timeline(latent_raw, keyframes, vae, used, seed, stats)
-    frames = latent_raw.shape[2]
-    length = window_length(window_frames or _default(config, "frames", pixel_count(frames)), frames)
-    overlap = overlap_length(overlap_frames if overlap_frames is not None else _chaining(keyframes, "overlap_frames"),
-                             length) if length < frames else 0
-    anchor_frames = _anchor_latent_frames(anchors if anchors is not None else _chaining(keyframes, "anchors"), frames)
-    windows = plan_windows(timeline.done.tolist(), length, overlap, anchor_frames, runs_backward(timeline.strength))
+    length = window_length(window_frames or _default(config, "frames", pixel_count(latent_raw.shape[2])),
+                           latent_raw.shape[2])
+    windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     sigmas = flow_sigmas(steps, shift if shift is not None else _default(config, "shift", 5.0), denoise)
-    run = _WindowRunner(model, vae, used, sigmas, get_solver(solver), cfg, callback, len(windows) * steps)
+    run = _WindowRunner(model, vae, sigmas, get_solver(solver), cfg, callback, len(windows) * steps)
     drift = DriftControl(drift_control and len(windows) > 1)
     for window in windows:
         seconds = first_new_second(window, fps)
@@ -84,13 +81,17 @@ def _default(config, name: str, fallback):
     return getattr(config.sampling, name) if config.sampling is not None else fallback
 
 
-def _chaining(keyframes, name: str):
-    return getattr(keyframes, name) if keyframes is not None else None
-
-
-def _anchor_latent_frames(anchors, frames: int) -> list[int]:
+def _plan(timeline: Timeline, length: int, keyframes, overlap_frames, anchors) -> list:
+    """The windows to sample; overlap and anchors default to the keyframes' chaining settings (Extend Video's)."""
+    frames = len(timeline.strength)
+    if overlap_frames is None and keyframes is not None:
+        overlap_frames = keyframes.overlap_frames
+    overlap = overlap_length(overlap_frames, length) if length < frames else 0
+    if anchors is None:
+        anchors = keyframes.anchors if keyframes is not None else ()
     pixel_frames = pixel_count(frames)
-    return sorted({latent_frame_of(a + pixel_frames if a < 0 else a) for a in anchors or ()})
+    anchor_frames = sorted({latent_frame_of(a + pixel_frames if a < 0 else a) for a in anchors})
+    return plan_windows(timeline.done.tolist(), length, overlap, anchor_frames, runs_backward(timeline.strength))
 
 
 # ------------------------------------------------------------------ normalization and the timeline
@@ -119,11 +120,11 @@ def _timeline(latent_raw, keyframes, vae, mechanism, seed, stats) -> Timeline:
         fill = "gray" if mechanism in ("concat", "vace") else "held"
         encoded = keyframes.latents((frames, height, width), fill)  # [1, C, T', H, W]
         known[:, :, :encoded.shape[2]] = encoded
-    gray = _gray_latent(vae, keyframes, (frames, height, width)) if mechanism in ("concat", "vace") else None
+    gray = _gray_latent(vae, (frames, height, width)) if mechanism in ("concat", "vace") else None
     return Timeline(known, strength, strength >= 1, noise, source, gray)
 
 
-def _gray_latent(vae, keyframes, shape) -> torch.Tensor:
+def _gray_latent(vae, shape) -> torch.Tensor:
     """Normalized latent [1, C, T, H, W] of an all-gray video, as the reference fills unknown control frames."""
     if vae is None:
         raise SpacetimeError("this model's conditioning needs the VAE (to encode gray control frames); pass vae=.")
@@ -151,8 +152,8 @@ def _window_inputs(timeline: Timeline, window, mechanism, context, negative, dev
 class _WindowRunner:
     """Runs the solver over one window on the model's device and reports progress across all windows."""
 
-    def __init__(self, model, vae, mechanism, sigmas, solver, cfg, callback, total_steps):
-        self.model, self.mechanism, self.sigmas, self.solver, self.cfg = model, mechanism, sigmas, solver, cfg
+    def __init__(self, model, vae, sigmas, solver, cfg, callback, total_steps):
+        self.model, self.sigmas, self.solver, self.cfg = model, sigmas, solver, cfg
         self.callback, self.total, self.done = callback, total_steps, 0
         self.factors = preview_factors(vae, model.config.out_dim) if callback is not None else None
         # the first parameter (patch embedding) sits on the compute device even when blocks are swapped to the CPU

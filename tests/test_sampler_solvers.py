@@ -29,9 +29,9 @@ def test_flow_sigmas_denoise_keeps_the_tail_of_a_longer_schedule():
     full = flow_sigmas(40, 5.0)
     partial = flow_sigmas(20, 5.0, denoise=0.5)
     assert len(partial) == 21 and torch.equal(partial, full[-21:])
-    with pytest.raises(ValueError, match="denoise"):
+    with pytest.raises(SpacetimeError, match="denoise"):
         flow_sigmas(20, 5.0, denoise=0.0)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(SpacetimeError, match="steps"):
         flow_sigmas(0, 5.0)
 
 
