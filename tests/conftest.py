@@ -12,10 +12,11 @@ from safetensors.torch import save_file
 
 from comfyui_spacetime.core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, MODEL_FOLDERS, OUTPUT_DIR_ENV
 from comfyui_spacetime.vae import VAEConfig, WanVAE
+from tests import tiny_dit, tiny_te
 
-TINY_VAE = {  # a few thousand weights; compression (4, 8, 8) like Wan 2.1, (4, 16, 16) like Wan 2.2
-    "wan2.1": VAEConfig("wan2.1", base_dim=8, decoder_base_dim=8, z_dim=4),
-    "wan2.2": VAEConfig("wan2.2", base_dim=8, decoder_base_dim=8, z_dim=8, patch_size=2),
+TINY_VAE = {  # about 100k weights; compression (4, 8, 8) like Wan 2.1, (4, 16, 16) like Wan 2.2
+    "wan2.1": VAEConfig("wan2.1", base_dim=4, decoder_base_dim=4, z_dim=16, dim_mult=(1, 2, 2, 2)),
+    "wan2.2": VAEConfig("wan2.2", base_dim=4, decoder_base_dim=4, z_dim=48, dim_mult=(1, 2, 2, 2), patch_size=2),
 }
 
 
@@ -41,7 +42,14 @@ def write_tiny_vae(path: Path, variant: str = "wan2.1", seed: int = 0) -> Path:
 
 
 @pytest.fixture
-def tiny_vae_name(pack_dirs) -> str:
-    """The file name of a tiny Wan 2.1-layout VAE in the models/vae folder."""
+def tiny_models(pack_dirs) -> SimpleNamespace:
+    """File names (in the pack_dirs model folders) of a tiny Wan 2.1 T2V DiT, UMT5 text encoder and Wan 2.1 VAE
+    that fit together: text width 32, 16 latent channels. Random weights, real key layouts."""
+    te_config = tiny_te.tiny_config()
+    tiny_te.write_te(pack_dirs.models / "text_encoders" / "tiny_umt5.safetensors", te_config,
+                     tiny_te.random_state_dict(te_config))
+    dit = tiny_dit.tiny_dit("t2v", text_dim=te_config.d_model)
+    tiny_dit.save_dit(pack_dirs.models / "diffusion_models" / "tiny_t2v.safetensors", dit)
     write_tiny_vae(pack_dirs.models / "vae" / "tiny_wan21_vae.safetensors")
-    return "tiny_wan21_vae.safetensors"
+    return SimpleNamespace(dit="tiny_t2v.safetensors", text_encoder="tiny_umt5.safetensors",
+                           vae="tiny_wan21_vae.safetensors")
