@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import SpacetimeError
-from .fp8 import is_fp8
+from .fp8 import FP8_DTYPES
 
 # safetensors dtype names -> torch dtypes
 _DTYPES = {
@@ -42,10 +42,11 @@ def read_safetensors(path, device="cpu", dtype: torch.dtype | None = None, keep_
     prefix = _common_prefix(header)
     state_dict = {}
     with open(path, "rb") as f:
+        reader = _TensorReader(f, data_start)
         for key, info in header.items():
             name = key.removeprefix(prefix)
             target = torch.float32 if keep_float32 is not None and keep_float32(name) else dtype
-            state_dict[name] = _convert(_read_tensor(f, info, data_start), target).to(device)
+            state_dict[name] = reader.read(info, target).to(device)
     return state_dict, metadata
 
 
@@ -87,20 +88,32 @@ def _read_header(path: Path) -> tuple[dict, int]:
     return header, data_start
 
 
-def _read_tensor(f, info: dict, data_start: int) -> torch.Tensor:
-    begin, end = info["data_offsets"]
-    if info["dtype"] not in _DTYPES:
-        raise SpacetimeError(f"tensor dtype {info['dtype']} is not supported; expected one of {sorted(_DTYPES)}.")
-    raw = torch.empty(end - begin, dtype=torch.uint8)
-    f.seek(data_start + begin)
-    f.readinto(memoryview(raw.numpy()))
-    return raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+class _TensorReader:
+    """Reads tensors from an open file. One that changes dtype goes through a single reused scratch buffer,
+    so converting leaves no per-tensor temporaries behind to fragment the heap."""
 
+    def __init__(self, f, data_start: int):
+        self.f, self.data_start = f, data_start
+        self.scratch = torch.empty(0, dtype=torch.uint8)
 
-def _convert(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    if dtype is None or not t.is_floating_point() or is_fp8(t):
-        return t
-    return t.to(dtype)
+    def read(self, info: dict, dtype: torch.dtype | None) -> torch.Tensor:
+        if info["dtype"] not in _DTYPES:
+            raise SpacetimeError(f"tensor dtype {info['dtype']} is not supported; expected one of {sorted(_DTYPES)}.")
+        stored = _DTYPES[info["dtype"]]
+        begin, end = info["data_offsets"]
+        convert = dtype is not None and stored.is_floating_point and stored not in FP8_DTYPES and stored != dtype
+        if not convert:
+            raw = self._bytes(begin, end, torch.empty(end - begin, dtype=torch.uint8))
+            return raw.view(stored).reshape(info["shape"])
+        if self.scratch.numel() < end - begin:
+            self.scratch = torch.empty(end - begin, dtype=torch.uint8)
+        raw = self._bytes(begin, end, self.scratch[:end - begin])
+        return raw.view(stored).reshape(info["shape"]).to(dtype)
+
+    def _bytes(self, begin: int, end: int, out: torch.Tensor) -> torch.Tensor:
+        self.f.seek(self.data_start + begin)
+        self.f.readinto(memoryview(out.numpy()))
+        return out
 
 
 def _common_prefix(header: dict) -> str:

@@ -61,6 +61,15 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
+def _modulation_parameter(count: int, dim: int) -> nn.Parameter:
+    """The reference's randn / sqrt(dim) start; skipped on the meta device (a load fills it, and random ops on
+    meta cost seconds of one-time setup)."""
+    p = nn.Parameter(torch.empty(1, count, dim))
+    if not p.is_meta:
+        nn.init.normal_(p, std=dim**-0.5)
+    return p
+
+
 class RMSNorm(nn.Module):
     """RMS normalization in float32 with a learned gain (used on q and k over the full width)."""
 
@@ -145,7 +154,7 @@ class WanBlock(nn.Module):
         self.cross_attn = CrossAttention(dim, config.num_heads, eps, backend, config.has_image_embedding)
         self.norm2 = LayerNorm(dim, eps, elementwise_affine=False)
         self.ffn = nn.Sequential(Linear(dim, config.ffn_dim), nn.GELU(approximate="tanh"), Linear(config.ffn_dim, dim))
-        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
+        self.modulation = _modulation_parameter(6, dim)
 
     def forward(self, x, e, rope, context, context_img):
         """x [B, F, S, D] float32 residual stream, e [B, F, 6, D] time projection -> [B, F, S, D]."""
@@ -184,7 +193,7 @@ class Head(nn.Module):
         super().__init__()
         self.norm = LayerNorm(config.dim, config.eps, elementwise_affine=False)
         self.head = Linear(config.dim, math.prod(config.patch_size) * config.out_dim)
-        self.modulation = nn.Parameter(torch.randn(1, 2, config.dim) / config.dim**0.5)
+        self.modulation = _modulation_parameter(2, config.dim)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """x [B, F, S, D], e [B, F, D] -> [B, F, S, pt*ph*pw*C_out]."""
@@ -306,8 +315,9 @@ class WanDiT(nn.Module):
     def _check_inputs(self, x, timestep, context, clip_fea, vace_context) -> None:
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_dim:
+            hint = _channel_hint(x.shape[1] if x.ndim == 5 else None, cfg)
             raise SpacetimeError(f"the latent has shape {tuple(x.shape)} but this {cfg.variant} DiT takes "
-                                 f"[B, {cfg.in_dim}, T, H, W]; {_channel_hint(x.shape[1] if x.ndim == 5 else None, cfg)}")
+                                 f"[B, {cfg.in_dim}, T, H, W]; {hint}")
         if any(s % p for s, p in zip(x.shape[2:], cfg.patch_size)):
             raise SpacetimeError(f"latent size T,H,W = {tuple(x.shape[2:])} is not divisible by the patch "
                                  f"{cfg.patch_size}; use a frame count of 4k+1 and a width/height divisible by 16.")
@@ -379,7 +389,8 @@ def _channel_hint(channels: int | None, cfg: DiTConfig) -> str:
     """Name the usual wiring mistake behind a channel mismatch."""
     vae = {16: "Wan 2.1 VAE (16 channels)", 48: "Wan 2.2 VAE (48 channels)"}
     if channels in vae and cfg.out_dim in vae and channels != cfg.out_dim:
-        return f"the latent comes from the {vae[channels]} but this model needs the {vae[cfg.out_dim]}; connect that VAE."
+        return (f"the latent comes from the {vae[channels]} but this model needs the {vae[cfg.out_dim]}; "
+                "connect that VAE.")
     if cfg.mechanism == "concat":
         return (f"this model takes noise ({cfg.out_dim}) + mask (4) + image latent ({cfg.out_dim}) channels; "
                 "use the pack's image-to-video conditioning.")
