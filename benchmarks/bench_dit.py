@@ -1,0 +1,74 @@
+"""One WanDiT forward at a real model's width and depth (random weights): median time and peak memory.
+
+    python -m comfyui_spacetime.benchmarks.bench_dit --preset wan2.1-t2v-1.3b --latent 16x5x30x52 --repeats 3
+
+Prints one markdown table row (latent 16x5x30x52 = 81 frames' worth of 480x832 at 1/4 the frames).
+"""
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+
+from comfyui_spacetime.core.dit import WanDiT
+from comfyui_spacetime.core.dit_config import DIT_PRESETS
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+HEADER = ("| model | dtype | device | latent C x T x H x W | tokens | median forward (s) | peak memory (GiB) |\n"
+          "|---|---|---|---|---|---|---|")
+
+
+def build(preset: str, dtype: torch.dtype, device: str) -> WanDiT:
+    """Random weights without a float32 detour: allocate in place, then the reference initialization."""
+    with torch.device("meta"):
+        model = WanDiT(DIT_PRESETS[preset])
+    model = model.to_empty(device=device).init_weights()
+    with torch.no_grad():  # init_weights zeroes the head; random values make the forward a fair workload
+        model.head.head.weight.normal_(std=0.02)
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0)
+            elif "modulation" in name:
+                p.normal_(std=p.shape[-1] ** -0.5)
+    return model.to(dtype).requires_grad_(False).eval()
+
+
+def peak_memory_gib(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="wan2.1-t2v-1.3b", choices=sorted(DIT_PRESETS))
+    parser.add_argument("--latent", default="16x5x30x52", help="C x T x H x W of the latent")
+    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--context", type=int, default=512, help="text tokens (the encoder pads to 512)")
+    args = parser.parse_args(argv)
+
+    config = DIT_PRESETS[args.preset]
+    c, t, h, w = (int(n) for n in args.latent.split("x"))
+    model = build(args.preset, DTYPES[args.dtype], args.device)
+    x = torch.randn(1, c, t, h, w, device=args.device)
+    timestep = torch.full((1, t) if config.per_frame_timesteps else (1,), 500.0, device=args.device)
+    context = torch.randn(1, args.context, config.text_dim, device=args.device)
+    times = []
+    with torch.no_grad():
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            model(x, timestep, context)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+    tokens = t * (h // 2) * (w // 2)
+    print(HEADER)
+    print(f"| {args.preset} | {args.dtype} | {args.device} | {args.latent} | {tokens} | "
+          f"{statistics.median(times):.2f} | {peak_memory_gib(args.device):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
