@@ -51,10 +51,23 @@ class Decoder3d(nn.Module):
         self.head = output_head(dims[-1], config.pixel_channels)
 
     def forward(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
-        x = self.conv1(x, cache)
-        x = self.middle(x, cache)
-        x = self.upsamples(x, cache)
-        return self.head(x, cache)
+        return self.upsample(self.latent_stage(x, cache), cache)
+
+    def latent_stage(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        """conv1 + middle at latent resolution: cheap, and the only step that mixes a whole frame (attention)."""
+        return self.middle(self.conv1(x, cache), cache)
+
+    def upsample(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        """Upsampling levels + head: where the memory goes, and what a tiled decode splits into tiles."""
+        return self.head(self.upsamples(x, cache), cache)
+
+
+def decode_chunks(latent_frames: int, temporal_chunk: int) -> list[tuple[int, int]]:
+    """[start, stop) latent frames per decoder call: frame 0 alone (it decodes to 1 pixel frame), then groups."""
+    if temporal_chunk < 1:
+        raise SpacetimeError(f"temporal_chunk is {temporal_chunk}; expected 1 or more latent frames.")
+    return [(0, 1)] + [(start, min(start + temporal_chunk, latent_frames))
+                       for start in range(1, latent_frames, temporal_chunk)]
 
 
 def _encoder_levels_21(config: VAEConfig, dims: list[int]) -> list[nn.Module]:
@@ -136,7 +149,7 @@ class WanVAE(nn.Module):
         return torch.cat(list(self.decode_frames(z)), dim=2)
 
     def decode_frames(self, z: torch.Tensor, temporal_chunk: int = 1, tile: int | None = None,
-                      overlap: int = 8, cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+                      overlap: int = 16, cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
         """Decode chunk by chunk, yielding pixels [B, 3, t, H, W] (1 frame first, then 4*temporal_chunk).
 
         Only one chunk of frames is ever on the device, so minute-long videos stream through.
@@ -153,18 +166,19 @@ class WanVAE(nn.Module):
 
     def decode_stream(self, z: torch.Tensor, temporal_chunk: int = 1,
                       cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
-        """Untiled chunked decode of a checked latent; the first chunk is always one latent frame."""
-        if temporal_chunk < 1:
-            raise SpacetimeError(f"temporal_chunk is {temporal_chunk}; expected 1 or more latent frames.")
+        """Untiled chunked decode of a checked latent."""
         x = self.conv2(z.to(self._param_dtype))  # (B, z, T', H', W')
         cache = CausalCache(cache_device)
-        for start in [0, *range(1, x.shape[2], temporal_chunk)]:
-            stop = 1 if start == 0 else start + temporal_chunk
+        for start, stop in decode_chunks(x.shape[2], temporal_chunk):
             out = self.decoder(x[:, :, start:stop], cache)  # (B, 3*p*p, t, H/p, W/p)
             cache.next_chunk()
-            yield unpatchify(out, self.config.patch_size).float().clamp(-1.0, 1.0)
+            yield self.to_pixels(out).clamp(-1.0, 1.0)
 
-    def decode_tiled(self, z: torch.Tensor, tile: int = 32, overlap: int = 8, temporal_chunk: int = 1) -> torch.Tensor:
+    def to_pixels(self, out: torch.Tensor) -> torch.Tensor:
+        """Decoder output (patchified) -> pixels [B, 3, t, H, W] in fp32, not yet clamped."""
+        return unpatchify(out, self.config.patch_size).float()
+
+    def decode_tiled(self, z: torch.Tensor, tile: int = 64, overlap: int = 16, temporal_chunk: int = 1) -> torch.Tensor:
         """`decode` in spatial tiles of `tile` latent pixels blended over `overlap`: peak memory set by the tile."""
         return torch.cat(list(self.decode_frames(z, temporal_chunk, tile=tile, overlap=overlap)), dim=2)
 
