@@ -54,6 +54,13 @@ def test_files_are_what_the_generator_writes():
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_has_a_thumbnail_for_the_template_browser(path):
+    """ComfyUI's template browser shows <name>.jpg beside a custom node pack's <name>.json."""
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file() and thumbnail.read_bytes()[:2] == b"\xff\xd8", f"{thumbnail.name} is not a JPEG"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
 def test_ui_format_with_a_note_and_groups(path):
     workflow = json.loads(path.read_text())
     notes = [n for n in workflow["nodes"] if n["type"] in NOTE_TYPES]

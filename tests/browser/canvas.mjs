@@ -27,7 +27,14 @@ const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
   "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const VIEWPORT = { width: 1600, height: 1000 };
 const SHOT_MARGIN = 30;
-const THUMB_WIDTH = 480;
+const THUMB_SIZE = 320;
+const THUMB_CROP = 560; // the square of the graph a thumbnail shows, at scale 1, around its main node
+// The node a thumbnail centres on: the first of these types in the workflow (`[present, shown]`).
+const THUMB_FOCUS = [
+  ["SpacetimeInfillFrames", "SpacetimeInfillFrames"], ["SpacetimeExtendVideo", "SpacetimeExtendVideo"],
+  ["SpacetimeImageToVideo", "SpacetimeImageToVideo"], ["SpacetimeReadProvenance", "SpacetimeSaveVideo"],
+  ["SpacetimeTextEncode", "SpacetimeTextEncode"],
+];
 const QUEUE_TIMEOUT_MS = 540_000;
 
 // ---- page and log ------------------------------------------------------------------------------------------
@@ -49,6 +56,7 @@ async function openComfy(browser) {
     await settings.set("LiteGraph.Canvas.MinFontSizeForLOD", 0);
     await settings.set("Comfy.Minimap.Visible", false);
     await settings.set("Comfy.Graph.CanvasInfo", false);
+    await settings.set("Comfy.Graph.CanvasMenu", false);
   });
   return { page, log };
 }
@@ -112,25 +120,41 @@ async function screenshotGraph(page, name) {
   const box = await page.locator("canvas#graph-canvas").boundingBox();
   const png = await page.screenshot({ clip: { x: box.x, y: box.y, width, height } });
   fs.writeFileSync(path.join(opts.out, `${name}.png`), png);
-  if (opts.thumbs) fs.writeFileSync(path.join(opts.thumbs, `${name}.jpg`), await thumbnail(page, png));
+  if (opts.thumbs) {
+    const focus = await focusPoint(page);
+    const crop = [focus[0] - bounds[0] + SHOT_MARGIN - 30, focus[1] - bounds[1] + SHOT_MARGIN - 80];
+    fs.writeFileSync(path.join(opts.thumbs, `${name}.jpg`), await thumbnail(page, png, crop));
+  }
   await page.setViewportSize(VIEWPORT);
 }
 
-/** Scale a PNG down to THUMB_WIDTH in the page and encode it as JPEG. */
-async function thumbnail(page, png) {
-  const base64 = await page.evaluate(async ([data, targetWidth]) => {
+/** Graph position of the top left of the node a thumbnail shows (see THUMB_FOCUS). */
+async function focusPoint(page) {
+  return page.evaluate((focus) => {
+    const nodes = window.app.graph._nodes;
+    const [, shown] = focus.find(([present]) => nodes.some((n) => n.type === present));
+    const node = nodes.find((n) => n.type === shown);
+    return [node.pos[0], node.pos[1]];
+  }, THUMB_FOCUS);
+}
+
+/** A THUMB_CROP square of the PNG from `crop` (clamped inside it), scaled to THUMB_SIZE, as JPEG. */
+async function thumbnail(page, png, crop) {
+  const base64 = await page.evaluate(async ([data, [x, y], cropSize, size]) => {
     const bitmap = await createImageBitmap(await (await fetch(`data:image/png;base64,${data}`)).blob());
-    const scale = targetWidth / bitmap.width;
-    const canvas = new OffscreenCanvas(targetWidth, Math.round(bitmap.height * scale));
+    const side = Math.min(cropSize, bitmap.width, bitmap.height);
+    const left = Math.max(0, Math.min(x, bitmap.width - side));
+    const top = Math.max(0, Math.min(y, bitmap.height - side));
+    const canvas = new OffscreenCanvas(size, size);
     const ctx = canvas.getContext("2d");
     ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    ctx.drawImage(bitmap, left, top, side, side, 0, 0, size, size);
     const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: 0.85 });
     const bytes = new Uint8Array(await blob.arrayBuffer());
     let binary = "";
     for (const b of bytes) binary += String.fromCharCode(b);
     return btoa(binary);
-  }, [png.toString("base64"), THUMB_WIDTH]);
+  }, [png.toString("base64"), crop, THUMB_CROP, THUMB_SIZE]);
   return Buffer.from(base64, "base64");
 }
 
