@@ -261,11 +261,11 @@ class WanDiT(nn.Module):
         context_img = self.img_emb(clip_fea) if clip_fea is not None else None  # [B, Li, D]
         rope = rope_angles(grid, self.config.rope_dims, x.device)
         args = (e6, rope, context, context_img)
-        hints = self._vace_hints(vace_context, tokens, frames, args) if vace_context is not None else None
+        hints = self._vace_hints(vace_context, tokens, frames, args) if vace_context is not None else {}
         for i, block in enumerate(self.blocks):
             tokens = self._run_block(i, block, tokens, args)
-            if hints is not None and i in self._hint_of:
-                tokens = tokens + hints[self._hint_of[i]] * vace_strength
+            if i in hints:
+                tokens = tokens + hints[i] * vace_strength
         return self.unpatchify(self.head(tokens, e).flatten(1, 2), grid).float()
 
     def _time_embedding(self, timestep: torch.Tensor) -> torch.Tensor:
@@ -278,18 +278,13 @@ class WanDiT(nn.Module):
         out = embedding(x.to(embedding.weight.dtype))  # [B, D, t, h, w]
         return out.flatten(2).transpose(1, 2)  # [B, L, D]
 
-    def _vace_hints(self, vace_context, tokens, frames, args) -> list[torch.Tensor]:
-        """Run the VACE blocks once over the control stream; hint j is added after main block vace_layers[j]."""
+    def _vace_hints(self, vace_context, tokens, frames, args) -> dict[int, torch.Tensor]:
+        """Run the VACE blocks once over the control stream -> {main block index: hint added after it}."""
         c = self._patchify(self.vace_patch_embedding, vace_context).unflatten(1, (frames, -1))  # [B, F, S, D]
-        hints = []
-        for block in self.vace_blocks:
-            c, hint = block(c, tokens, *args)
-            hints.append(hint)
+        hints = {}
+        for layer, block in zip(self.config.vace_layers, self.vace_blocks):
+            c, hints[layer] = block(c, tokens, *args)
         return hints
-
-    @property
-    def _hint_of(self) -> dict[int, int]:
-        return {layer: j for j, layer in enumerate(self.config.vace_layers or ())}
 
     def _run_block(self, i: int, block: WanBlock, tokens: torch.Tensor, args) -> torch.Tensor:
         """Swapped blocks live on the CPU and visit the compute device only for their own forward."""
