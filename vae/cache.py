@@ -9,6 +9,8 @@ the key of its own slot, and the whole state lives in one object whose life is o
 import torch
 from torch import nn
 
+from ..core.errors import SpacetimeError
+
 CACHE_FRAMES = 2  # a kernel-3 causal conv needs the 2 frames before the chunk
 
 
@@ -43,3 +45,11 @@ class CausalCache:
         tail = x[:, :, -frames:].detach()
         # a copy, so the slot does not keep the whole chunk's tensor alive
         self._frames[module] = tail.to(self._storage_device or x.device, copy=True)
+
+
+def decode_chunks(latent_frames: int, temporal_chunk: int) -> list[tuple[int, int]]:
+    """[start, stop) latent frames per decoder call: frame 0 alone (it decodes to 1 pixel frame), then groups."""
+    if temporal_chunk < 1:
+        raise SpacetimeError(f"temporal_chunk is {temporal_chunk}; expected 1 or more latent frames.")
+    return [(0, 1)] + [(start, min(start + temporal_chunk, latent_frames))
+                       for start in range(1, latent_frames, temporal_chunk)]

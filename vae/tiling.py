@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SpacetimeError
-from .cache import CACHE_FRAMES, CausalCache
-from .wan_vae import decode_chunks
+from .cache import CACHE_FRAMES, CausalCache, decode_chunks
 
 
 def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:

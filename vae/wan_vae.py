@@ -13,9 +13,10 @@ from torch import nn
 from ..core.errors import SpacetimeError
 from .blocks import (CausalConv3d, CausalSequential, DownBlock, ResidualBlock, Resample, UpBlock,
                      middle_blocks, output_head, patchify, unpatchify)
-from .cache import CausalCache
+from .cache import CausalCache, decode_chunks
 from .config import VAEConfig
 from .latent_format import denormalize, normalize
+from .tiling import decode_frames_tiled
 
 
 class Encoder3d(nn.Module):
@@ -60,14 +61,6 @@ class Decoder3d(nn.Module):
     def upsample(self, x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
         """Upsampling levels + head: where the memory goes, and what a tiled decode splits into tiles."""
         return self.head(self.upsamples(x, cache), cache)
-
-
-def decode_chunks(latent_frames: int, temporal_chunk: int) -> list[tuple[int, int]]:
-    """[start, stop) latent frames per decoder call: frame 0 alone (it decodes to 1 pixel frame), then groups."""
-    if temporal_chunk < 1:
-        raise SpacetimeError(f"temporal_chunk is {temporal_chunk}; expected 1 or more latent frames.")
-    return [(0, 1)] + [(start, min(start + temporal_chunk, latent_frames))
-                       for start in range(1, latent_frames, temporal_chunk)]
 
 
 def _encoder_levels_21(config: VAEConfig, dims: list[int]) -> list[nn.Module]:
@@ -157,12 +150,10 @@ class WanVAE(nn.Module):
         `cache_device` parks the temporal cache elsewhere (e.g. "cpu") between chunks.
         """
         self._check_latent(z)
-        if tile is not None:
-            from .tiling import decode_frames_tiled
-
+        if tile is None:
+            yield from self.decode_stream(z, temporal_chunk, cache_device)
+        else:
             yield from decode_frames_tiled(self, z, tile, overlap, temporal_chunk)
-            return
-        yield from self.decode_stream(z, temporal_chunk, cache_device)
 
     def decode_stream(self, z: torch.Tensor, temporal_chunk: int = 1,
                       cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
