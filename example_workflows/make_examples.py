@@ -325,7 +325,7 @@ class Model:
 
 MINI = Model("spacetime_mini", "spacetime-mini (bundled)", "spacetime_mini_dit.safetensors",
              "spacetime_mini_umt5.safetensors", "spacetime_mini_vae.safetensors",
-             width=96, height=64, frames=17, fps=8, steps=20, cfg=5.0, shift=5.0)
+             width=96, height=64, frames=17, fps=8, steps=20, cfg=4.0, shift=3.0)
 WAN21_T2V = Model("wan2.1_t2v_1.3B", "Wan 2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", UMT5,
                   "wan_2.1_vae.safetensors", width=832, height=480, frames=81, fps=16, steps=30, cfg=6.0, shift=8.0,
                   download="wan2.1-t2v-1.3b")

@@ -2,7 +2,6 @@
 and every bundled-model workflow runs with `spacetime run` and writes a video."""
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from comfyui_spacetime.core.errors import SpacetimeError
-from comfyui_spacetime.core.paths import BUNDLED_FILES, OUTPUT_DIR_ENV, bundled_path
+from comfyui_spacetime.core.paths import BUNDLED_FILES, bundled_path
 from comfyui_spacetime.nodes import NODE_CLASS_MAPPINGS
 from comfyui_spacetime.workflow import NOTE_TYPES, to_api, validate
 
@@ -107,8 +106,7 @@ def test_validation_catches_a_wrong_link():
 @pytest.mark.skipif(not BUNDLED_MODEL_PRESENT, reason="models/spacetime-mini/ is not trained yet")
 @pytest.mark.parametrize("path", BUNDLED, ids=ids(BUNDLED))
 def test_bundled_workflow_runs_with_spacetime_run(path, tmp_path):
-    env = {**os.environ, OUTPUT_DIR_ENV: str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "comfyui_spacetime.cli", "run", str(path)], env=env,
+    result = subprocess.run([sys.executable, "-m", "comfyui_spacetime.cli", "run", str(path), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     videos = list(tmp_path.rglob("*.mp4"))

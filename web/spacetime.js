@@ -16,6 +16,7 @@ function vaeKindOf(node) {
   const slot = node.findInputSlot?.("vae") ?? -1;
   const loader = slot >= 0 ? node.getInputNode(slot) : null;
   const name = String(loader?.widgets?.find((w) => w.name === "vae_name")?.value ?? "");
+  if (/spacetime_mini/i.test(name)) return "spacetime-mini";
   return /wan2[._]2/i.test(name) ? "wan2.2" : "wan2.1";
 }
 

@@ -12,6 +12,7 @@ export const SHORT_SIDES = [128, 256, 480, 720, 1080];
 export const VAE_KINDS = {
   "wan2.1": { spatial: 8, channels: 16 },
   "wan2.2": { spatial: 16, channels: 48 },
+  "spacetime-mini": { spatial: 8, channels: 16 }, // the bundled model's own VAE, Wan 2.1 layout
 };
 
 // Models an estimate is shown for, by the VAE their latents use. Weights in the dtype of the Comfy-Org files.
@@ -19,6 +20,7 @@ export const MODEL_SPECS = [
   { name: "Wan 2.1 1.3B", vae: "wan2.1", params: 1.3e9, weightBytes: 2, dim: 1536, ffn: 8960 },
   { name: "Wan 14B fp8", vae: "wan2.1", params: 14e9, weightBytes: 1, dim: 5120, ffn: 13824 },
   { name: "Wan 2.2 5B", vae: "wan2.2", params: 5e9, weightBytes: 2, dim: 3072, ffn: 14336 },
+  { name: "spacetime-mini", vae: "spacetime-mini", params: 6e6, weightBytes: 4, dim: 256, ffn: 768 },
 ];
 
 const GIB = 1024 ** 3;

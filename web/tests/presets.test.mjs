@@ -74,3 +74,11 @@ test("numbers are formatted for the node", () => {
   assert.equal(formatBytes(300 * 1024 ** 2), "300 MiB");
   assert.equal(formatCount(32760), "32,760");
 });
+
+test("the bundled model's latents take Wan 2.1 sizes and get their own estimate", () => {
+  assert.equal(sizeMultiple("spacetime-mini"), 16);
+  assert.equal(tokenCount({ width: 96, height: 64, frames: 17, vae: "spacetime-mini" }), 5 * 4 * 6);
+  const mini = MODEL_SPECS.filter((s) => s.vae === "spacetime-mini");
+  assert.equal(mini.length, 1);
+  assert.ok(memoryEstimate({ width: 96, height: 64, frames: 17 }, mini[0]).peak < 64 * 1024 ** 2);
+});
