@@ -60,7 +60,8 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--extend", help="a clip to extend by --seconds")
     gen.add_argument("--direction", choices=["forward", "backward"], default="forward", help="for --extend")
     gen.add_argument("--keyframe", action="append", default=[], metavar="FRAME:IMAGE",
-                     help="a keyframe image at a pixel frame (negative counts from the end); repeatable")
+                     help="a keyframe image at a pixel frame; repeatable; negative counts from the end "
+                          "(write --keyframe=-1:last.png)")
     gen.add_argument("--seconds", type=float, help="length (or, with --extend, the time to add)")
     gen.add_argument("--frames", type=int, help="length in frames, 4k+1 (instead of --seconds)")
     gen.add_argument("--fps", type=float, help="frame rate (default: the model's)")
@@ -97,15 +98,18 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     _set_dir(MODELS_DIR_ENV, args.models_dir)
+    keyframes = [parse_keyframe(k) for k in args.keyframe]
+    if args.out is not None and args.out.suffix.lower() != ".mp4":
+        raise SpacetimeError(f"--out {args.out} does not end in .mp4; expected a path like clip.mp4")
     files = ModelFiles(**{name: value for name, value in (
         ("dit", args.dit), ("text_encoder", args.text_encoder), ("vae", args.vae),
         ("low_noise_dit", args.low_noise_dit)) if value}, weight_dtype=args.weight_dtype, attention=args.attention,
         block_swap=args.block_swap)
     models = load_models(files)
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
-                      keyframes=[parse_keyframe(k) for k in args.keyframe], seconds=args.seconds, frames=args.frames,
-                      fps=args.fps, size=args.size, seed=args.seed, steps=args.steps, cfg=args.cfg,
-                      shift=args.shift, solver=args.solver, models=models)
+                      keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
+                      seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
+                      models=models)
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None
@@ -129,8 +133,6 @@ def parse_keyframe(text: str) -> tuple[int, str]:
 def _new_output(out: Path | None) -> Path:
     if out is None:
         return safe_output_path("spacetime", "mp4")
-    if out.suffix.lower() != ".mp4":
-        raise SpacetimeError(f"--out {out} does not end in .mp4; expected a path like clip.mp4")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
