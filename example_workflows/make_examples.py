@@ -53,7 +53,7 @@ DOM_WIDGET_HEIGHTS = {  # the canvas extension's widgets (web/widgets/*.js) plus
 }
 WIDE_NODES = {"SpacetimeTextEncode", "SpacetimeInfillFrames", "SpacetimeExtendVideo", "SpacetimeEmptyLatentVideo",
               "SpacetimeLoadDiffusionModel", "SpacetimeLoadTextEncoder", "SpacetimeLoadVAE"}
-NODE_WIDTH, WIDE_WIDTH, NOTE_WIDTH = 320, 400, 420
+NODE_WIDTH, WIDE_WIDTH, NOTE_WIDTH, NOTE_HEIGHT = 320, 400, 420, 420
 TITLE_HEIGHT = 30  # a node's title bar sits above its `pos`
 BADGE_HEIGHT = 20  # the frontend's "Spacetime" source badge sits above the title bar
 COLUMN_GAP, ROW_GAP = 50, 30
@@ -114,11 +114,10 @@ class Graph:
 
     name: str
     note: str
-    note_height: int = 420
     nodes: list = field(default_factory=list)
 
     def __post_init__(self):
-        self.add(NOTE, column=0, text=self.note, height=self.note_height)
+        self.add(NOTE, column=0, text=self.note)
 
     def add(self, node_type, column, row=0, group=None, title=None, **values) -> Node:
         node = Node(len(self.nodes) + 1, node_type, column, row, values, group, title)
@@ -155,7 +154,7 @@ def default_value(kind, options: dict):
 
 def node_height(node: Node) -> int:
     if node.type == NOTE:
-        return node.values["height"]
+        return NOTE_HEIGHT
     specs = input_specs(node.type)
     sockets = sum(1 for kind, _, _ in specs.values() if not is_widget(kind))
     outputs = len(node_class(node.type).RETURN_TYPES)
