@@ -11,8 +11,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { addedFrames, extensionAxis, offsetToX } from "../../web/lib/extension_window.js";
-import { frameToX } from "../../web/lib/timeline.js";
+import { extensionAxis, offsetToX } from "../../web/lib/extension_window.js";
+import { frameToX, secondsToFrames } from "../../web/lib/timeline.js";
 import { MARKER_Y, TRACK } from "../../web/widgets/draw.js";
 
 const { values: opts } = parseArgs({
@@ -222,7 +222,7 @@ async function dragInfillKeyframe(page, from, to) {
 async function dragExtensionEnd(page, dx) {
   const box = await focusWidget(page, "SpacetimeExtendVideo", "extension_timeline");
   const w = await widgetValues(page, "SpacetimeExtendVideo", ["direction", "add_seconds", "fps", "context_frames"]);
-  const added = addedFrames(w.add_seconds, w.fps);
+  const added = secondsToFrames(w.add_seconds, w.fps);
   const axis = extensionAxis(w.context_frames, added);
   const x = offsetToX(added, axis, w.direction, box.x + TRACK.padX, box.width - 2 * TRACK.padX);
   const outwards = w.direction === "forward" ? dx : -dx;

@@ -21,11 +21,6 @@ export function snapToStep(value, step, min, max) {
   return Math.min(Math.max(Number(snapped.toFixed(6)), min), max);
 }
 
-/** Frames generated for `addSeconds` at `fps`. */
-export function addedFrames(addSeconds, fps) {
-  return Math.round(addSeconds * fps);
-}
-
 /**
  * The axis: how many frames it shows inside the clip (`before`) and past its edge (`after`). A context of 0
  * (the sampler's choice) still leaves room inside the clip to drag the context handle into.

@@ -9,10 +9,12 @@ export const ASPECT_RATIOS = { "16:9": [16, 9], "9:16": [9, 16], "1:1": [1, 1], 
 // Named by the short side, as video resolutions are ("720p" is 1280x720 landscape or 720x1280 portrait).
 export const SHORT_SIDES = [128, 256, 480, 720, 1080];
 
+// `decoderWidth`: channels of the decoder's last level per full-resolution pixel (Wan 2.2 decodes at half
+// resolution with 256 channels, then unpatchifies 2x2).
 export const VAE_KINDS = {
-  "wan2.1": { spatial: 8, channels: 16 },
-  "wan2.2": { spatial: 16, channels: 48 },
-  "spacetime-mini": { spatial: 8, channels: 16 }, // the bundled model's own VAE, Wan 2.1 layout
+  "wan2.1": { spatial: 8, channels: 16, decoderWidth: 96 },
+  "wan2.2": { spatial: 16, channels: 48, decoderWidth: 64 },
+  "spacetime-mini": { spatial: 8, channels: 16, decoderWidth: 16 }, // the bundled model's VAE, Wan 2.1 layout
 };
 
 // Models an estimate is shown for, by the VAE their latents use. Weights in the dtype of the Comfy-Org files.
@@ -85,14 +87,14 @@ export function tokenCount({ width, height, frames, vae }) {
  * Rough peak memory in bytes of sampling then decoding, for `spec` (one of MODEL_SPECS).
  * Sampling holds the weights plus one block's activations: residual, q/k/v/o and the FFN hidden for the CFG
  * batch (attention itself is memory-efficient SDPA, linear in tokens). Decoding holds about six full-resolution
- * feature maps of the VAE's first level (96 channels) for a 4-frame chunk; the DiT is offloaded by then.
+ * feature maps of the decoder's last level for a 4-frame chunk; the DiT is offloaded by then.
  */
 export function memoryEstimate({ width, height, frames, batch = 1 }, spec) {
   const tokens = tokenCount({ width, height, frames, vae: spec.vae }) * batch;
   const weights = spec.params * spec.weightBytes;
   const perToken = (6 * spec.dim + 2 * spec.ffn) * ACTIVATION_BYTES;
   const activations = tokens * perToken * CFG_BATCH;
-  const decode = width * height * 4 * 96 * ACTIVATION_BYTES * 6 * batch;
+  const decode = width * height * 4 * vaeKind(spec.vae).decoderWidth * ACTIVATION_BYTES * 6 * batch;
   return { weights, activations, decode, peak: Math.max(weights + activations, decode) };
 }
 

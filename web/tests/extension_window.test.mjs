@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  addedFrames, extensionAxis, niceCeil, offsetToX, snapToStep, xToOffset,
+  extensionAxis, niceCeil, offsetToX, snapToStep, xToOffset,
 } from "../lib/extension_window.js";
 
 test("nice ceilings step 1, 2, 5, 10, 20, ...", () => {
@@ -18,11 +18,6 @@ test("seconds snap to the widget's step inside its range", () => {
   assert.equal(snapToStep(0.01, 0.25, 0.25, 60), 0.25);
   assert.equal(snapToStep(99, 0.25, 0.25, 60), 60);
   assert.equal(snapToStep(0.3, 0.1, 0, 1), 0.3); // no 0.30000000000000004
-});
-
-test("added frames are seconds times fps", () => {
-  assert.equal(addedFrames(5, 16), 80);
-  assert.equal(addedFrames(0.25, 24), 6);
 });
 
 test("the axis leaves headroom on both sides of the clip's edge", () => {

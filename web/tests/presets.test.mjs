@@ -67,6 +67,8 @@ test("the memory estimate adds weights to activations and compares with decoding
   assert.equal(twice.activations, 2 * m.activations);
   const bigger = memoryEstimate({ width: 1280, height: 720, frames: 81 }, small);
   assert.ok(bigger.peak > m.peak);
+  const wan22 = MODEL_SPECS.find((s) => s.vae === "wan2.2");
+  assert.equal(memoryEstimate({ width: 1280, height: 704, frames: 121 }, wan22).decode, 1280 * 704 * 4 * 64 * 2 * 6);
 });
 
 test("numbers are formatted for the node", () => {
@@ -80,5 +82,7 @@ test("the bundled model's latents take Wan 2.1 sizes and get their own estimate"
   assert.equal(tokenCount({ width: 96, height: 64, frames: 17, vae: "spacetime-mini" }), 5 * 4 * 6);
   const mini = MODEL_SPECS.filter((s) => s.vae === "spacetime-mini");
   assert.equal(mini.length, 1);
-  assert.ok(memoryEstimate({ width: 96, height: 64, frames: 17 }, mini[0]).peak < 64 * 1024 ** 2);
+  const m = memoryEstimate({ width: 96, height: 64, frames: 17 }, mini[0]);
+  assert.equal(m.decode, 96 * 64 * 4 * 16 * 2 * 6);
+  assert.ok(m.peak < 64 * 1024 ** 2);
 });

@@ -3,7 +3,8 @@
 // (in whole latent frames of 4) and the added time.
 //
 // As with the keyframe timeline, the values live in the node's widgets and a drag writes them there.
-import { addedFrames, extensionAxis, offsetToX, snapToStep, xToOffset } from "../lib/extension_window.js";
+import { extensionAxis, offsetToX, snapToStep, xToOffset } from "../lib/extension_window.js";
+import { secondsToFrames } from "../lib/timeline.js";
 import {
   COLORS, MARKER_Y, TRACK, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed,
 } from "./draw.js";
@@ -62,7 +63,7 @@ function readWindow(node, spec, frozenAxis) {
   const fps = Math.max(1, Number(value("fps")) || 16);
   const seconds = Number(value("seconds")) || 0;
   const context = Math.max(0, Number(value("context")) || 0);
-  const added = addedFrames(seconds, fps);
+  const added = secondsToFrames(seconds, fps);
   const axis = frozenAxis ?? extensionAxis(context, added);
   return { direction, fps, seconds, context, added, axis, anchor: Boolean(value("anchor")) };
 }

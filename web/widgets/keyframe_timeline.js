@@ -4,8 +4,8 @@
 // The widget keeps no copy of the values: it reads the node's widgets (frame list, length, fps) on every draw
 // and writes a drag straight into the frame-list widget, so the graph saves, shares and queues what it shows.
 import {
-  dragKeyframe, formatFrameIndices, frameToX, framesToSeconds, hitKeyframe, lastSnappableFrame, latentFrameOf,
-  parseFrameIndices, secondTicks, xToFrame,
+  dragKeyframe, formatFrameIndices, frameToX, framesToSeconds, hitKeyframe, latentFrameOf, parseFrameIndices,
+  pixelRangeOfLatent, secondTicks, xToFrame,
 } from "../lib/timeline.js";
 import {
   COLORS, MARKER_Y, TRACK, addCanvasWidget, diamond, handleDrags, setWidgetValue, text, tick, widgetNamed,
@@ -69,14 +69,15 @@ function paint(ctx, t, cssWidth, dragging) {
   });
 }
 
-/** The track, striped by latent frame (pixel frames 4k-3..4k) so it shows which frames share a latent. */
+/** The track, striped by latent frame so it shows which pixel frames share one. */
 function drawLatentCells(ctx, length, x0, width) {
   ctx.fillStyle = COLORS.track;
   ctx.fillRect(x0, TRACK_Y, width, TRACK_H);
   if (frameToX(4, length, x0, width) - x0 < 3) return; // too dense to show
   ctx.fillStyle = COLORS.latent;
-  for (let p = 4; p <= lastSnappableFrame(length); p += 8) {
-    const left = frameToX(p - 3, length, x0, width);
-    ctx.fillRect(left, TRACK_Y, frameToX(p, length, x0, width) - left, TRACK_H);
+  for (let k = 1; k <= latentFrameOf(length - 1); k += 2) {
+    const [first, last] = pixelRangeOfLatent(k);
+    const left = frameToX(first, length, x0, width);
+    ctx.fillRect(left, TRACK_Y, frameToX(Math.min(last, length - 1), length, x0, width) - left, TRACK_H);
   }
 }
