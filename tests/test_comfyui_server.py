@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -78,7 +79,7 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_up(process, url, log)
-        yield type("Server", (), {"url": url, "base": base, "log": log})
+        yield SimpleNamespace(url=url, base=base, log=log)
     finally:
         process.terminate()
         try:
