@@ -54,7 +54,7 @@ def to_api(workflow: dict, node_classes: dict | None = None) -> dict[str, dict]:
     """Convert a UI-format workflow to the API format; link types are checked on the way."""
     node_classes = NODE_CLASS_MAPPINGS if node_classes is None else node_classes
     nodes = {node["id"]: node for node in workflow["nodes"] if _runs(node)}
-    links = {row[0]: row for row in workflow["links"]}
+    links = {row[0]: row for row in map(_link_row, workflow["links"])}
     prompt = {}
     for node_id, node in nodes.items():
         node_class = _node_class(node["type"], node_id, node_classes)
@@ -62,6 +62,14 @@ def to_api(workflow: dict, node_classes: dict | None = None) -> dict[str, dict]:
         inputs.update(_linked_inputs(node, nodes, links, node_classes))
         prompt[str(node_id)] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def _link_row(link) -> tuple:
+    """(id, from_node, from_slot, to_node, to_slot, type): the frontend saves a link as this list (schema 0.4)
+    or as an object with these names (schema 1)."""
+    if isinstance(link, dict):
+        return tuple(link[key] for key in ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type"))
+    return tuple(link[:6])
 
 
 def _runs(node: dict) -> bool:
@@ -122,7 +130,7 @@ def _linked_inputs(node: dict, nodes: dict, links: dict, node_classes: dict) -> 
     for slot in node.get("inputs", []):
         if slot.get("link") is None:
             continue
-        _, source_id, source_slot, _, _, link_type = links[slot["link"]][:6]
+        _, source_id, source_slot, _, _, _ = links[slot["link"]]
         if source_id not in nodes:
             raise SpacetimeError(f"node {node['id']} ({node['type']}) input '{slot['name']}' comes from node "
                                  f"{source_id}, which is missing or muted; expected a running node; reconnect it")

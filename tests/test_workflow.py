@@ -72,6 +72,13 @@ def test_ui_workflow_converts_skipping_seed_control_and_notes():
     assert prompt["7"]["inputs"] == {"a": ["2", 0], "b": ["4", 0], "mode": "diff", "offset": 0.5}
 
 
+def test_links_saved_as_objects_convert_the_same():
+    workflow = ui_workflow()
+    names = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
+    workflow["links"] = [dict(zip(names, row)) for row in workflow["links"]]
+    assert to_api(workflow, NODES) == to_api(ui_workflow(), NODES)
+
+
 def test_execution_follows_links_not_file_order(tmp_path):
     path = tmp_path / "graph.json"
     path.write_text(json.dumps(ui_workflow()))
