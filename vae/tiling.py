@@ -104,7 +104,8 @@ class TileCache(CausalCache):
         full = self.store.pending_buffer(module, tail, scale)
         top, bottom, left, right = _scaled(self.owned, scale)
         offset_y, offset_x = self.window[0] * scale, self.window[2] * scale
-        full[..., top:bottom, left:right] = tail[..., top - offset_y:bottom - offset_y, left - offset_x:right - offset_x]
+        owned = tail[..., top - offset_y:bottom - offset_y, left - offset_x:right - offset_x]
+        full[..., top:bottom, left:right] = owned.to(full.device)
 
 
 def _scaled(box: tuple[int, ...], scale: int) -> tuple[int, ...]:
