@@ -22,8 +22,9 @@ class SpacetimeLoadDiffusionModel:
                                                "spacetime_mini_dit.safetensors is the pack's own small model. "
                                                "For Wan 2.2 A14B pick the high-noise expert here."}),
             "weight_dtype": (list(WEIGHT_DTYPES), {"default": "default", "tooltip":
-                "Precision of the weights in memory. default keeps the file's precision (fp8_scaled files stay fp8 "
-                "and are upcast per layer); fp8_e4m3fn halves the memory of a 16-bit file."}),
+                "Precision of the weights in memory. default keeps the file's precision on a GPU and uses fp32 on "
+                "the CPU (half precision is slow there); fp8_scaled files stay fp8 and are upcast per layer; "
+                "fp8_e4m3fn halves the memory of a 16-bit file."}),
             "attention": (ATTENTION_BACKENDS, {"default": "sdpa", "tooltip":
                 "Attention kernel: sdpa (PyTorch, always available), flash_attn or sageattention "
                 "(faster on supported GPUs; must be installed)."}),
@@ -46,10 +47,17 @@ class SpacetimeLoadDiffusionModel:
         low_noise = None
         if low_noise_model_name != NO_LOW_NOISE_MODEL:
             low_noise = resolve_model("diffusion_models", low_noise_model_name)
+        device = get_device()
         model = load_model(resolve_model("diffusion_models", model_name), low_noise_path=low_noise,
-                           dtype=WEIGHT_DTYPES[weight_dtype], device=get_device(), attention=attention,
+                           dtype=dit_dtype(weight_dtype, device), device=device, attention=attention,
                            block_swap=block_swap)
         return (model,)
+
+
+def dit_dtype(weight_dtype: str, device: torch.device) -> torch.dtype | None:
+    """The dtype to load a DiT in; None keeps the file's. The CPU computes half precision slowly, so fp32 there."""
+    dtype = WEIGHT_DTYPES[weight_dtype]
+    return torch.float32 if dtype is None and device.type == "cpu" else dtype
 
 
 class SpacetimeLoadTextEncoder:

@@ -10,7 +10,8 @@ from comfyui_spacetime.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPI
 from comfyui_spacetime.nodes.conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from comfyui_spacetime.nodes.download import SpacetimeDownloadModel
 from comfyui_spacetime.nodes.latent import SpacetimeEmptyLatentVideo
-from comfyui_spacetime.nodes.loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
+from comfyui_spacetime.nodes.loaders import (SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE,
+                                             dit_dtype)
 from comfyui_spacetime.nodes.sampling import SpacetimeSampler
 from comfyui_spacetime.nodes.text import SpacetimeTextEncode
 from comfyui_spacetime.nodes.vae_nodes import SpacetimeVAEDecode, SpacetimeVAEEncode
@@ -55,6 +56,12 @@ def test_loaders_list_and_load_the_model_folders(tiny_models, loaded):
     assert loaded.model.config.in_dim == 16 and loaded.model.file_names == (tiny_models.dit,)
     assert loaded.text_encoder.encode(["a red ball"]).shape[-1] == loaded.model.config.text_dim
     assert loaded.vae.config.latent_channels == 16
+
+
+def test_default_weight_dtype_is_fp32_on_the_cpu_and_the_files_elsewhere():
+    assert dit_dtype("default", torch.device("cpu")) == torch.float32
+    assert dit_dtype("default", torch.device("cuda")) is None
+    assert dit_dtype("fp8_e4m3fn", torch.device("cpu")) == torch.float8_e4m3fn
 
 
 def test_model_loader_names_a_vae_file_as_such(pack_dirs, tiny_models):
