@@ -3,21 +3,12 @@
 Model files are written in the exact key layout of the real checkpoints and read back through the pack's own
 loaders, so the node tests exercise the same code paths as real Wan files, at a size that runs in seconds.
 """
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from comfyui_spacetime.core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, MODEL_FOLDERS, OUTPUT_DIR_ENV
-from comfyui_spacetime.vae import VAEConfig, WanVAE
-from tests import tiny_dit, tiny_te
-
-TINY_VAE = {  # about 100k weights; compression (4, 8, 8) like Wan 2.1, (4, 16, 16) like Wan 2.2
-    "wan2.1": VAEConfig("wan2.1", base_dim=4, decoder_base_dim=4, z_dim=16, dim_mult=(1, 2, 2, 2)),
-    "wan2.2": VAEConfig("wan2.2", base_dim=4, decoder_base_dim=4, z_dim=48, dim_mult=(1, 2, 2, 2), patch_size=2),
-}
+from tests import tiny_dit, tiny_te, tiny_vae
 
 
 @pytest.fixture
@@ -33,14 +24,6 @@ def pack_dirs(tmp_path, monkeypatch):
     return dirs
 
 
-def write_tiny_vae(path: Path, variant: str = "wan2.1", seed: int = 0) -> Path:
-    """A random tiny Wan VAE saved with bare keys, as wan_2.1_vae.safetensors / wan2.2_vae.safetensors are."""
-    torch.manual_seed(seed)
-    vae = WanVAE(TINY_VAE[variant])
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
-    return path
-
-
 @pytest.fixture
 def tiny_models(pack_dirs) -> SimpleNamespace:
     """File names (in the pack_dirs model folders) of a tiny Wan 2.1 T2V DiT, UMT5 text encoder and Wan 2.1 VAE
@@ -50,6 +33,6 @@ def tiny_models(pack_dirs) -> SimpleNamespace:
                      tiny_te.random_state_dict(te_config))
     dit = tiny_dit.tiny_dit("t2v", text_dim=te_config.d_model)
     tiny_dit.save_dit(pack_dirs.models / "diffusion_models" / "tiny_t2v.safetensors", dit)
-    write_tiny_vae(pack_dirs.models / "vae" / "tiny_wan21_vae.safetensors")
+    tiny_vae.save_vae(tiny_vae.random_vae(tiny_vae.TINY_21), pack_dirs.models / "vae" / "tiny_wan21_vae.safetensors")
     return SimpleNamespace(dit="tiny_t2v.safetensors", text_encoder="tiny_umt5.safetensors",
                            vae="tiny_wan21_vae.safetensors")
