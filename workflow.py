@@ -25,7 +25,8 @@ def load_workflow(path: str | Path) -> dict:
     """Read a workflow JSON file (either format)."""
     path = Path(path)
     if not path.is_file():
-        raise SpacetimeError(f"workflow file {path} does not exist; expected a .json saved from ComfyUI; check the path")
+        raise SpacetimeError(f"workflow file {path} does not exist; expected a .json saved from ComfyUI; "
+                             f"check the path")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -53,7 +53,7 @@ class SpacetimeSampler:
     def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
                vae=None):
         with Progress("sampling") as progress:
-            result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps, cfg=cfg,
-                            shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae)
+            result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps,
+                            cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae)
         logging.getLogger(__name__).info("Spacetime Sampler: %s", result.info)
         return ({"samples": result.latent}, result.info)
