@@ -1,0 +1,372 @@
+"""`spacetime train-embedded`: train the pack's own small model on the procedural world, from scratch, on a CPU.
+
+Four stages, each resumable from a checkpoint in the work directory:
+  1. tokenizer  a SentencePiece vocabulary of the caption language (stored in the text-encoder file as `spiece_model`)
+  2. vae        a Wan 2.1 VAE (small widths, same 4x8x8 compression) trained on world clips
+  3. latents    a dataset of world clips encoded once by the frozen VAE, grouped by frame size
+  4. dit        a Wan DiT with per-latent-frame timesteps and a small UMT5 encoder, trained jointly by flow matching
+                with random known-frame masks, so T2V, I2V, extension both ways and infill are all native
+Then the three files are written in the same key layouts as the Comfy-Org files, each with its config in metadata.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from ..core.dit import WanDiT
+from ..core.dit_config import DiTConfig, SamplingDefaults, dit_metadata
+from ..core.text_encoder import TextEncoderConfig, UMT5Encoder, config_metadata
+from ..core.tokenizer import Tokenizer, spiece_tensor, train_spiece_model
+from ..vae.config import VAEConfig
+from ..vae.cache import CausalCache
+from ..vae.wan_vae import WanVAE, decode_chunks
+from .world import SIZES, WorldConfig, captions, make_clip
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "spacetime-mini"
+FILE_NAMES = {"dit": "spacetime_mini_dit.safetensors", "text_encoder": "spacetime_mini_umt5.safetensors",
+              "vae": "spacetime_mini_vae.safetensors"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the shipped weights; change it and the files change."""
+    seed: int = 20261122
+    vocab_size: int = 400
+    caption_corpus: int = 30000
+    # VAE: the Wan 2.1 layout at 1/8 of the width, same 4x8x8 compression; trained on 32x32 crops of short clips
+    # (convolutions do not care where a crop came from, and small channel counts are slow on a CPU)
+    vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
+    vae_steps: int = 1800
+    vae_batch: int = 4
+    vae_clip_frames: int = 5
+    vae_crop: int = 32
+    vae_lr: float = 1e-3
+    vae_kl: float = 1e-5
+    # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
+    dataset_clips: int = 2400
+    encode_batch: int = 8
+    # text encoder: a small UMT5; prompts padded to 32 tokens
+    text_encoder: TextEncoderConfig = TextEncoderConfig(vocab_size=400, d_model=128, d_ff=256, num_heads=4, d_kv=32,
+                                                        num_layers=2, min_length=32)
+    # DiT: the Wan layout with heads of 128 as in the real models
+    dit_dim: int = 256
+    dit_ffn: int = 768
+    dit_layers: int = 6
+    dit_steps: int = 1600
+    dit_batch: int = 12
+    dit_lr: float = 5e-4
+    ema_decay: float = 0.995
+    caption_dropout: float = 0.1
+    sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Work directory: checkpoints and the loss log
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class WorkDir:
+    """Stage checkpoints (`<stage>.pt`) and a JSON-lines loss log; a finished stage is never trained again."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.path / "losses.jsonl"
+
+    def checkpoint(self, stage: str) -> Path:
+        return self.path / f"{stage}.pt"
+
+    def load(self, stage: str):
+        path = self.checkpoint(stage)
+        return torch.load(path, weights_only=False) if path.exists() else None
+
+    def save(self, stage: str, state) -> None:
+        tmp = self.checkpoint(stage).with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint(stage))  # atomic: an interrupted save never leaves a broken checkpoint
+
+    def log(self, **record) -> None:
+        with self.log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """World frames [T, H, W, 3] in 0..1 -> VAE pixels [3, T, H, W] in -1..1."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2) * 2.0 - 1.0
+
+
+def vae_batch(rng: np.random.Generator, cfg: TrainConfig) -> torch.Tensor:
+    """Random crops [B, 3, T, crop, crop] of world clips; a quarter of batches are single frames (twice as many)."""
+    single = rng.random() < 0.25
+    frames, count = (1, 2 * cfg.vae_batch) if single else (cfg.vae_clip_frames, cfg.vae_batch)
+    clips = []
+    for _ in range(count):
+        video, _ = make_clip(int(rng.integers(2**31)), WorldConfig(long_fraction=0.0))
+        t, y, x = (int(rng.integers(0, n - c + 1)) for n, c in zip(video.shape[:3], (frames, cfg.vae_crop, cfg.vae_crop)))
+        clips.append(to_pixels(video[t:t + frames, y:y + cfg.vae_crop, x:x + cfg.vae_crop]))
+    return torch.stack(clips)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage 1: tokenizer
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_tokenizer(cfg: TrainConfig, work: WorkDir) -> bytes:
+    state = work.load("tokenizer")
+    if state is None:
+        corpus = captions(cfg.seed, cfg.caption_corpus)
+        state = {"model_proto": train_spiece_model(corpus, cfg.vocab_size)}
+        work.save("tokenizer", state)
+    return state["model_proto"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage 2: VAE
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def vae_loss(vae: WanVAE, clips: torch.Tensor, kl_weight: float) -> tuple[torch.Tensor, dict]:
+    """L1 + MSE reconstruction of a reparameterized latent sample, plus a small KL term that keeps latents tame."""
+    mean, log_var = vae.encode_distribution(clips)
+    z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+    recon = decode_unclamped(vae, z)
+    l1, mse = F.l1_loss(recon, clips), F.mse_loss(recon, clips)
+    kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).mean()
+    return l1 + mse + kl_weight * kl, {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+
+
+def decode_unclamped(vae: WanVAE, z: torch.Tensor) -> torch.Tensor:
+    """`vae.decode` without the final clamp, so gradients reach pixels at the edges of the range."""
+    x, cache, chunks = vae.conv2(z), CausalCache(), []
+    for start, stop in decode_chunks(z.shape[2], temporal_chunk=1):
+        chunks.append(vae.to_pixels(vae.decoder(x[:, :, start:stop], cache)))
+        cache.next_chunk()
+    return torch.cat(chunks, dim=2)  # (B, 3, T, H, W)
+
+
+def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
+    torch.manual_seed(cfg.seed)
+    vae = WanVAE(cfg.vae)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    state = work.load("vae") or {"step": 0}
+    if "model" in state:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+    rng = np.random.default_rng([cfg.seed, 2, state["step"]])
+    bar = tqdm(range(state["step"], cfg.vae_steps), desc="vae", initial=state["step"], total=cfg.vae_steps)
+    for step in bar:
+        lr = cfg.vae_lr * _cosine(step, cfg.vae_steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss, parts = vae_loss(vae, vae_batch(rng, cfg), cfg.vae_kl)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % 25 == 0:
+            work.log(stage="vae", step=step, loss=loss.item(), **parts)
+        if (step + 1) % 250 == 0 or step + 1 == cfg.vae_steps:
+            work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
+    return vae.eval().requires_grad_(False)
+
+
+def _cosine(step: int, total: int, warmup: int = 100) -> float:
+    """Linear warm-up then cosine decay to 10%."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage 3: the encoded dataset
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def encode_dataset(cfg: TrainConfig, vae: WanVAE, work: WorkDir) -> dict:
+    """{(width, height): {"latents": [N, C, T, h, w] raw, "captions": [...]}} of 17-frame world clips."""
+    state = work.load("latents")
+    if state is not None:
+        return state
+    world = WorldConfig(long_fraction=0.0)
+    state = {}
+    for k, size in enumerate(SIZES):
+        seeds = range(cfg.seed * 10 + k * cfg.dataset_clips, cfg.seed * 10 + (k + 1) * cfg.dataset_clips, len(SIZES))
+        clips = [make_clip(seed, dataclasses.replace(world, sizes=(size,))) for seed in seeds]
+        latents = [vae.encode(torch.stack([to_pixels(v) for v, _ in clips[i:i + cfg.encode_batch]]))
+                   for i in tqdm(range(0, len(clips), cfg.encode_batch), desc=f"encode {size[0]}x{size[1]}")]
+        state[size] = {"latents": torch.cat(latents), "captions": [scene.caption for _, scene in clips]}
+    work.save("latents", state)
+    return state
+
+
+def latent_statistics(dataset: dict) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the raw latents over the whole dataset."""
+    flat = torch.cat([b["latents"].transpose(0, 1).reshape(b["latents"].shape[1], -1) for b in dataset.values()], 1)
+    return flat.mean(1).tolist(), flat.std(1).tolist()
+
+
+@torch.no_grad()
+def fit_latent_rgb(vae: WanVAE, dataset: dict, mean, std) -> tuple[list[list[float]], list[float]]:
+    """Least-squares map normalized latent [C] -> RGB in -1..1 (the live preview's factors), on decoded first frames."""
+    bucket = dataset[SIZES[0]]
+    z = bucket["latents"][:64, :, :1]  # (N, C, 1, h, w): first latent frames
+    rgb = F.avg_pool2d(vae.decode(z)[:, :, 0], 8)  # (N, 3, h, w): the pixels each latent element covers
+    norm = (z[:, :, 0] - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    x = torch.cat([norm.permute(0, 2, 3, 1).reshape(-1, norm.shape[1]), torch.ones(norm.numel() // norm.shape[1], 1)], 1)
+    y = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
+    solution = torch.linalg.lstsq(x, y).solution  # (C + 1, 3)
+    return solution[:-1].tolist(), solution[-1].tolist()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage 4: DiT + text encoder
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def dit_config(cfg: TrainConfig) -> DiTConfig:
+    return DiTConfig("spacetime-mini", in_dim=cfg.vae.z_dim, out_dim=cfg.vae.z_dim, dim=cfg.dit_dim,
+                     ffn_dim=cfg.dit_ffn, num_heads=cfg.dit_dim // 128, num_layers=cfg.dit_layers,
+                     text_dim=cfg.text_encoder.d_model, per_frame_timesteps=True, sampling=cfg.sampling)
+
+
+def known_frame_mask(rng: np.random.Generator, frames: int) -> torch.Tensor:
+    """Which latent frames of a training clip are given: none, first, first N, last N, or scattered keyframes."""
+    known = torch.zeros(frames, dtype=torch.bool)
+    kind = rng.choice(["none", "first", "prefix", "suffix", "scattered"], p=[0.35, 0.2, 0.15, 0.15, 0.15])
+    n = int(rng.integers(1, frames - 1))
+    if kind == "first":
+        known[0] = True
+    elif kind == "prefix":
+        known[:n] = True
+    elif kind == "suffix":
+        known[-n:] = True
+    elif kind == "scattered":
+        known[torch.from_numpy(rng.random(frames) < 0.4)] = True
+        known[-1] |= not known.any()
+    return known
+
+
+def flow_matching_loss(dit, x0, context, known, sigma) -> torch.Tensor:
+    """Velocity loss on unknown latent frames; known frames stay clean with timestep 0 (per-frame timesteps).
+
+    x0 [B, C, T, h, w] normalized, known [B, T] bool, sigma [B] in (0, 1).
+    """
+    noise = torch.randn_like(x0)
+    sigma_t = sigma[:, None] * (~known)  # (B, T): 0 on known frames
+    s = sigma_t[:, None, :, None, None]
+    x_t = s * noise + (1 - s) * x0
+    v = dit(x_t, sigma_t * 1000.0, context)
+    weight = (~known).float()[:, None, :, None, None].expand_as(v)
+    return ((v - (noise - x0)) ** 2 * weight).sum() / weight.sum().clamp(min=1)
+
+
+def train_dit(cfg: TrainConfig, dataset: dict, stats, tokenizer: Tokenizer, work: WorkDir):
+    torch.manual_seed(cfg.seed + 4)
+    dit, text = WanDiT(dit_config(cfg)).init_weights(), UMT5Encoder(cfg.text_encoder)
+    _init_text_encoder(text)
+    params = list(dit.parameters()) + list(text.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.dit_lr, weight_decay=0.01, betas=(0.9, 0.98))
+    ema = [p.detach().clone() for p in params]
+    state = work.load("dit") or {"step": 0}
+    if "dit" in state:
+        dit.load_state_dict(state["dit"])
+        text.load_state_dict(state["text"])
+        opt.load_state_dict(state["opt"])
+        ema = state["ema"]
+    mean, std = (torch.tensor(v)[None, :, None, None, None] for v in stats)
+    rng = np.random.default_rng([cfg.seed, 4, state["step"]])
+    sizes = list(dataset)
+    bar = tqdm(range(state["step"], cfg.dit_steps), desc="dit", initial=state["step"], total=cfg.dit_steps)
+    for step in bar:
+        bucket = dataset[sizes[rng.integers(len(sizes))]]
+        idx = rng.integers(len(bucket["captions"]), size=cfg.dit_batch)
+        x0 = (bucket["latents"][idx] - mean) / std  # (B, C, T, h, w)
+        prompts = ["" if rng.random() < cfg.caption_dropout else bucket["captions"][i] for i in idx]
+        ids, mask = tokenizer(prompts, cfg.text_encoder.min_length)
+        known = torch.stack([known_frame_mask(rng, x0.shape[2]) for _ in idx])  # (B, T)
+        sigma = torch.sigmoid(torch.from_numpy(rng.normal(0.0, 1.0, cfg.dit_batch)).float())  # logit-normal
+        for group in opt.param_groups:
+            group["lr"] = cfg.dit_lr * _cosine(step, cfg.dit_steps, warmup=200)
+        loss = flow_matching_loss(dit, x0, text(ids, mask), known, sigma)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % 25 == 0:
+            work.log(stage="dit", step=step, loss=loss.item())
+        if (step + 1) % 250 == 0 or step + 1 == cfg.dit_steps:
+            work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "text": text.state_dict(),
+                              "opt": opt.state_dict(), "ema": ema})
+    with torch.no_grad():
+        for p, e in zip(params, ema):
+            p.copy_(e)
+    return dit.eval(), text.eval()
+
+
+def _init_text_encoder(text: UMT5Encoder) -> None:
+    """T5-style scaled init, so a randomly initialised small UMT5 starts with unit-scale activations."""
+    for name, p in text.named_parameters():
+        if p.dim() == 2 and "relative_attention_bias" not in name:
+            torch.nn.init.normal_(p, std=p.shape[1] ** -0.5 if "shared" not in name else 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Writing the shipped files
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def write_models(out: Path, cfg: TrainConfig, vae: WanVAE, dit: WanDiT, text: UMT5Encoder, tokenizer_proto: bytes,
+                 stats, rgb) -> dict[str, Path]:
+    """The three safetensors files, fp16, in the Comfy-Org key layouts, with configs in metadata."""
+    out.mkdir(parents=True, exist_ok=True)
+    vae_cfg = dataclasses.replace(vae.config, latent_mean=tuple(stats[0]), latent_std=tuple(stats[1]),
+                                  latent_rgb_factors=tuple(map(tuple, rgb[0])), latent_rgb_factors_bias=tuple(rgb[1]))
+    text_sd = {**_half(text.state_dict()), "spiece_model": spiece_tensor(tokenizer_proto)}
+    paths = {name: out / file for name, file in FILE_NAMES.items()}
+    save_file(_half(dit.state_dict()), paths["dit"], metadata=dit_metadata(dit.config))
+    save_file(text_sd, paths["text_encoder"], metadata=config_metadata(text.config))
+    save_file(_half(vae.state_dict()), paths["vae"], metadata=vae_cfg.to_metadata())
+    return paths
+
+
+def _half(state_dict: dict) -> dict:
+    """fp16 storage (halves the files); contiguous copies as safetensors requires."""
+    return {k: v.detach().to(torch.float16).contiguous() for k, v in state_dict.items()}
+
+
+def train_embedded(out: Path = BUNDLED_DIR, work_dir: Path = Path("runs/train-embedded"),
+                   cfg: TrainConfig = TrainConfig()) -> dict[str, Path]:
+    """Run (or resume) every stage and write the model files; returns their paths."""
+    work = WorkDir(work_dir)
+    start = time.time()
+    proto = train_tokenizer(cfg, work)
+    vae = train_vae(cfg, work)
+    dataset = encode_dataset(cfg, vae, work)
+    stats = latent_statistics(dataset)
+    rgb = fit_latent_rgb(vae, dataset, *stats)
+    dit, text = train_dit(cfg, dataset, stats, Tokenizer(proto), work)
+    paths = write_models(Path(out), cfg, vae, dit, text, proto, stats, rgb)
+    work.log(stage="done", minutes=(time.time() - start) / 60)
+    return paths
