@@ -7,8 +7,11 @@ import torch
 from PIL import Image
 
 from comfyui_spacetime.cli import main
+from comfyui_spacetime.core.paths import MODEL_FOLDERS, MODELS_DIR_ENV, bundled_path
 from comfyui_spacetime.core.video import read_metadata, read_mp4, write_mp4
+from comfyui_spacetime.pipeline import load_models
 
+BUNDLED = all(bundled_path(folder).is_file() for folder in MODEL_FOLDERS)
 FAST = ["--size", "32x32", "--frames", "9", "--steps", "2", "--cfg", "1", "--solver", "euler", "--fps", "8"]
 
 
@@ -26,6 +29,19 @@ def test_generate_writes_an_mp4_with_its_settings(pack_dirs, tiny_models, tmp_pa
     assert frames.shape == (9, 32, 32, 3) and fps == 8.0
     settings = json.loads(read_metadata(out)["spacetime"])
     assert settings["prompt"] == "a red ball" and settings["seed"] == 5 and settings["steps"] == 2
+
+
+@pytest.mark.skipif(not BUNDLED, reason="the bundled spacetime-mini files are not in models/spacetime-mini/")
+def test_generate_uses_the_bundled_model_and_its_defaults(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    out = tmp_path / "mini.mp4"
+    code = main(["generate", "--prompt", "a red circle moving right on a blue background", "--steps", "4",
+                 "--out", str(out)])
+    assert code == 0 and str(out.resolve()) in capsys.readouterr().out
+    defaults = load_models().model.sampling
+    frames, fps = read_mp4(out)
+    assert frames.shape == (defaults.frames, defaults.height, defaults.width, 3) and fps == defaults.fps
+    assert frames.std() > 0.02  # a picture, not a flat frame
 
 
 def test_generate_with_image_keyframes_and_default_output(pack_dirs, tiny_models, tmp_path, capsys):
