@@ -1,5 +1,6 @@
 """mp4 round trip with ComfyUI metadata, safe output names, Load/Save Video nodes."""
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -7,7 +8,9 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.paths import safe_output_path
 from comfyui_spacetime.core.video import read_metadata, read_mp4, write_mp4
-from comfyui_spacetime.nodes.video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
+from comfyui_spacetime.nodes.loaders import SpacetimeLoadDiffusionModel
+from comfyui_spacetime.nodes.video_io import INVISIBLE_PAYLOAD, SpacetimeLoadVideo, SpacetimeSaveVideo
+from comfyui_spacetime.provenance import detect_invisible_watermark, read_provenance
 
 
 def gradient_video(frames: int = 5, height: int = 32, width: int = 48) -> torch.Tensor:
@@ -78,3 +81,26 @@ def test_save_then_load_video_nodes(pack_dirs):
 def test_load_video_names_a_missing_file(pack_dirs):
     with pytest.raises(SpacetimeError, match="not found in the input folder"):
         SpacetimeLoadVideo().load("nowhere.mp4")
+
+
+def test_save_video_watermarks_and_signs_with_the_model_and_prompt(pack_dirs, tiny_models, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(pack_dirs.output.parent / "config"))  # the local signing identity
+    model = SpacetimeLoadDiffusionModel().load(tiny_models.dit, "default", "sdpa", 0, "none")[0]
+    conditioning = SimpleNamespace(prompts=["0: a red ball", "2: a blue ball"])
+    video = gradient_video(9, 64, 64)
+    saved = SpacetimeSaveVideo().save(video, 8.0, "signed", 18, "both", "AI-generated", True, True,
+                                      model=model, conditioning=conditioning)
+    path = saved["result"][0]
+    report = read_provenance(path)
+    assert report.valid, report.text()
+    assert report.generation() == {"model": {"name": tiny_models.dit, "sha256": model.sha256[0]},
+                                   "prompt": "0: a red ball\n2: a blue ball"}
+    frames, _ = read_mp4(path)
+    assert (frames - video).abs().mean() > 1 / 255  # the visible mark changed pixels
+    assert detect_invisible_watermark(frames).payload == INVISIBLE_PAYLOAD
+
+
+def test_signing_without_a_model_says_to_connect_one(pack_dirs):
+    with pytest.raises(SpacetimeError, match="no model is connected"):
+        SpacetimeSaveVideo().save(gradient_video(), 8.0, "x", 18, "none", "", True, False)
+    assert not pack_dirs.output.exists()  # checked before any file is made
