@@ -17,12 +17,13 @@ export const VAE_KINDS = {
   "spacetime-mini": { spatial: 8, channels: 16, decoderWidth: 16 }, // the bundled model's VAE, Wan 2.1 layout
 };
 
-// Models an estimate is shown for, by the VAE their latents use. Weights in the dtype of the Comfy-Org files.
+// Models an estimate is shown for, by the VAE their latents use. Weights in the dtype of the Comfy-Org files;
+// `window`: the model's native length in frames; the sampler runs a longer video one window at a time.
 export const MODEL_SPECS = [
-  { name: "Wan 2.1 1.3B", vae: "wan2.1", params: 1.3e9, weightBytes: 2, dim: 1536, ffn: 8960 },
-  { name: "Wan 14B fp8", vae: "wan2.1", params: 14e9, weightBytes: 1, dim: 5120, ffn: 13824 },
-  { name: "Wan 2.2 5B", vae: "wan2.2", params: 5e9, weightBytes: 2, dim: 3072, ffn: 14336 },
-  { name: "spacetime-mini", vae: "spacetime-mini", params: 6e6, weightBytes: 4, dim: 256, ffn: 768 },
+  { name: "Wan 2.1 1.3B", vae: "wan2.1", params: 1.3e9, weightBytes: 2, dim: 1536, ffn: 8960, window: 81 },
+  { name: "Wan 14B fp8", vae: "wan2.1", params: 14e9, weightBytes: 1, dim: 5120, ffn: 13824, window: 81 },
+  { name: "Wan 2.2 5B", vae: "wan2.2", params: 5e9, weightBytes: 2, dim: 3072, ffn: 14336, window: 121 },
+  { name: "spacetime-mini", vae: "spacetime-mini", params: 6e6, weightBytes: 4, dim: 256, ffn: 768, window: 17 },
 ];
 
 const GIB = 1024 ** 3;
@@ -85,12 +86,12 @@ export function tokenCount({ width, height, frames, vae }) {
 
 /**
  * Rough peak memory in bytes of sampling then decoding, for `spec` (one of MODEL_SPECS).
- * Sampling holds the weights plus one block's activations: residual, q/k/v/o and the FFN hidden for the CFG
- * batch (attention itself is memory-efficient SDPA, linear in tokens). Decoding holds about six full-resolution
+ * Sampling holds the weights plus one block's activations for one window: residual, q/k/v/o and the FFN hidden
+ * for the CFG batch (attention itself is memory-efficient SDPA, linear in tokens). Decoding holds about six full-resolution
  * feature maps of the decoder's last level for a 4-frame chunk; the DiT is offloaded by then.
  */
 export function memoryEstimate({ width, height, frames, batch = 1 }, spec) {
-  const tokens = tokenCount({ width, height, frames, vae: spec.vae }) * batch;
+  const tokens = tokenCount({ width, height, frames: Math.min(frames, spec.window), vae: spec.vae }) * batch;
   const weights = spec.params * spec.weightBytes;
   const perToken = (6 * spec.dim + 2 * spec.ffn) * ACTIVATION_BYTES;
   const activations = tokens * perToken * CFG_BATCH;

@@ -67,6 +67,8 @@ test("the memory estimate adds weights to activations and compares with decoding
   assert.equal(twice.activations, 2 * m.activations);
   const bigger = memoryEstimate({ width: 1280, height: 720, frames: 81 }, small);
   assert.ok(bigger.peak > m.peak);
+  const minute = memoryEstimate({ width: 832, height: 480, frames: 961 }, small);
+  assert.equal(minute.activations, m.activations, "a minute is sampled one 81-frame window at a time");
   const wan22 = MODEL_SPECS.find((s) => s.vae === "wan2.2");
   assert.equal(memoryEstimate({ width: 1280, height: 704, frames: 121 }, wan22).decode, 1280 * 704 * 4 * 64 * 2 * 6);
 });

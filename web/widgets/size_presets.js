@@ -98,9 +98,11 @@ function tokenLine(size, vae) {
 }
 
 function memoryLine(size, vae) {
-  const estimates = MODEL_SPECS.filter((s) => s.vae === vae)
-    .map((s) => `${s.name} ≈ ${formatBytes(memoryEstimate(size, s).peak)}`);
-  return `peak memory: ${estimates.join(" · ")}`;
+  const specs = MODEL_SPECS.filter((s) => s.vae === vae);
+  const estimates = specs.map((s) => `${s.name} ≈ ${formatBytes(memoryEstimate(size, s).peak)}`);
+  const windows = [...new Set(specs.filter((s) => size.frames > s.window).map((s) => s.window))];
+  const chained = windows.length ? ` (a ${windows.join("/")}-frame window at a time)` : "";
+  return `peak memory: ${estimates.join(" · ")}${chained}`;
 }
 
 /** After the user changes widget `name`, replace its value with `snap(value)` when they differ. */
