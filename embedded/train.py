@@ -49,7 +49,7 @@ class TrainConfig:
     # VAE: the Wan 2.1 layout at 1/8 of the width, same 4x8x8 compression; trained on 32x32 crops of short clips
     # (convolutions do not care where a crop came from, and small channel counts are slow on a CPU)
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    vae_steps: int = 800
+    vae_steps: int = 1600
     vae_batch: int = 4
     vae_clip_frames: int = 5
     vae_crop: int = 32
