@@ -10,6 +10,7 @@ import pytest
 
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.paths import BUNDLED_FILES, bundled_path
+from comfyui_spacetime.core.video import read_mp4
 from comfyui_spacetime.nodes import NODE_CLASS_MAPPINGS
 from comfyui_spacetime.workflow import NOTE_TYPES, to_api, validate
 
@@ -18,9 +19,10 @@ WORKFLOWS = sorted(EXAMPLES.glob("*.json"))
 BUNDLED = [p for p in WORKFLOWS if p.name.startswith("spacetime_mini_")]
 REAL = [p for p in WORKFLOWS if p not in BUNDLED]
 FILE_INPUTS = ("model_name", "low_noise_model_name", "text_encoder_name", "vae_name", "image", "video")
-FEATURES = ("text_to_video", "image_to_video", "extend_forwards", "extend_backwards", "infill",
-            "minute_long_multishot", "save_with_provenance")
 BUNDLED_MODEL_PRESENT = all(bundled_path(folder).is_file() for folder in BUNDLED_FILES)
+# Frames of the saved video: 2 s clips at 8 fps; an extension adds 2 s to a 17-frame clip; 60 s for the minute.
+BUNDLED_FRAMES = {"text_to_video": 17, "image_to_video": 17, "extend_forwards": 33, "extend_backwards": 33,
+                  "infill": 33, "minute_long_multishot": 481, "save_with_provenance": 17}
 
 
 def load_generator():
@@ -39,9 +41,9 @@ def ids(paths):
 
 
 def test_every_feature_has_a_bundled_workflow_and_real_ones_exist():
-    assert sorted(p.stem.removeprefix("spacetime_mini_") for p in BUNDLED) == sorted(FEATURES)
+    assert sorted(p.stem.removeprefix("spacetime_mini_") for p in BUNDLED) == sorted(BUNDLED_FRAMES)
     assert {p.stem.split("_", 2)[0] for p in REAL} == {"wan2.1", "wan2.2"}
-    assert len(REAL) >= len(FEATURES)
+    assert len(REAL) >= len(BUNDLED_FRAMES)
 
 
 def test_files_are_what_the_generator_writes():
@@ -109,5 +111,7 @@ def test_bundled_workflow_runs_with_spacetime_run(path, tmp_path):
     result = subprocess.run([sys.executable, "-m", "comfyui_spacetime.cli", "run", str(path), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    videos = list(tmp_path.rglob("*.mp4"))
-    assert videos and all(v.stat().st_size > 1000 for v in videos)
+    [video] = tmp_path.rglob("*.mp4")
+    frames, fps = read_mp4(video)
+    assert tuple(frames.shape) == (BUNDLED_FRAMES[path.stem.removeprefix("spacetime_mini_")], 64, 96, 3)
+    assert fps == 8
