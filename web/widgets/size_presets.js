@@ -12,7 +12,7 @@ const CUSTOM = "custom";
 
 /**
  * Add the presets to `node`. `spec` names its widgets (`width`, `height`, `length`, `batch`) and gives
- * `vaeKind(node)`, which says whose latents these are ("wan2.1" or "wan2.2") and so the size multiple.
+ * `vaeKind(node)`, which says whose latents these are (a key of VAE_KINDS) and so the size multiple.
  */
 export function addSizePresets(node, spec) {
   const root = document.createElement("div");
@@ -51,9 +51,10 @@ export function addSizePresets(node, spec) {
     memory.textContent = memoryLine(size, vae);
   }
 
+  // A new aspect with a custom size keeps the current short side.
   const applyPreset = () => {
-    if (side.value === CUSTOM) return;
-    const { width, height } = presetSize(aspect.value, parseInt(side.value, 10), spec.vaeKind(node));
+    const short = side.value === CUSTOM ? Math.min(value("width"), value("height")) : parseInt(side.value, 10);
+    const { width, height } = presetSize(aspect.value, short, spec.vaeKind(node));
     setWidgetValue(node, spec.width, width);
     setWidgetValue(node, spec.height, height);
     refresh();
@@ -65,7 +66,6 @@ export function addSizePresets(node, spec) {
   snapOnChange(node, spec.width, (v) => snapSide(v, multiple()));
   snapOnChange(node, spec.height, (v) => snapSide(v, multiple()));
   snapOnChange(node, spec.length, snapFrames);
-  return widget;
 }
 
 function select(options) {
