@@ -1,0 +1,250 @@
+"""Measured quality of the embedded model: an analytic detector for the procedural world, and the report.
+
+The world is synthetic, so a generated frame can be read without a learned model: the background is a plane
+(solid colours and linear gradients are both planar per channel), fitted to the frame's border; object pixels
+are those far from it, grouped by their nearest named colour. From that come colour, shape, motion and
+left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill keyframes,
+background drift over a long chained video). `spacetime quality` prints them against the targets of issue 5.
+
+Frames are float arrays `[T, H, W, 3]` (or one frame `[H, W, 3]`) in 0..1; positions are pixels (x right, y down).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .world import COLOURS, DIRECTIONS, Scene, WorldConfig, make_clip
+
+NAMES = tuple(COLOURS)
+PALETTE = np.array([COLOURS[n] for n in NAMES], dtype=np.float32)  # (K, 3)
+# Held-out prompts and clips: far from the training seeds (20261122 and 202611220 + clip index).
+EVAL_SEED = 5_550_000
+TARGETS = {"colour": 0.90, "direction": 0.85, "i2v_psnr": 25.0, "seam_ratio": 2.0, "keyframe_psnr": 25.0,
+           "drift_255": 5.0}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds of the detector, in RGB distance (0..sqrt(3)) and pixels."""
+
+    border: int = 2  # width of the frame border the background plane is fitted to
+    object_distance: float = 0.2  # a pixel this far from the background belongs to some object
+    min_core_pixels: int = 4  # fewer interior pixels of one colour than this is an edge blend, not an object
+    outlier: float = 0.12  # border pixels further than this from the first fit are objects touching the edge
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One object found in one frame: its named colour, pixel area, centroid (x, y) and bounding-box fill ratio."""
+
+    colour: str
+    area: float
+    center: tuple[float, float]
+    fill: float
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-frame detection
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _plane_design(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(xs), xs, ys], axis=1)  # (N, 3): 1, x, y
+
+
+def background_plane(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+    """The background `[H, W, 3]`: a per-channel plane a + b*x + c*y fitted to the border, refitted without outliers."""
+    height, width = frame.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    border = np.zeros((height, width), dtype=bool)
+    border[:config.border], border[-config.border:] = True, True
+    border[:, :config.border], border[:, -config.border:] = True, True
+    keep = border.copy()
+    for _ in range(2):
+        design = _plane_design(xs[keep], ys[keep])
+        coef = np.linalg.lstsq(design, frame[keep], rcond=None)[0]  # (3, 3): plane terms x channels
+        plane = _plane_design(xs.ravel(), ys.ravel()) @ coef  # (H*W, 3)
+        plane = plane.reshape(height, width, 3)
+        inlier = np.linalg.norm(frame - plane, axis=-1) < config.outlier
+        keep = border & inlier if (border & inlier).sum() >= 3 else border
+    return plane
+
+
+def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The mask moved by (dy, dx) with False shifted in."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = mask[max(-dy, 0):h - max(dy, 0),
+                                                                     max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    return mask & _shift(mask, 1, 0) & _shift(mask, -1, 0) & _shift(mask, 0, 1) & _shift(mask, 0, -1)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    for _ in range(radius):
+        mask = mask | _shift(mask, 1, 0) | _shift(mask, -1, 0) | _shift(mask, 0, 1) | _shift(mask, 0, -1)
+    return mask
+
+
+def _coverage(frame: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """How much of each pixel is `colour` over the background: projection of (pixel - bg) on (colour - bg)."""
+    direction = colour - background  # (H, W, 3)
+    amount = ((frame - background) * direction).sum(-1) / np.maximum((direction ** 2).sum(-1), 1e-6)
+    return np.clip(amount, 0.0, 1.0)
+
+
+def detect(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[Blob]:
+    """The objects in one frame `[H, W, 3]`, largest first."""
+    background = background_plane(frame, config)
+    foreground = np.linalg.norm(frame - background, axis=-1) > config.object_distance  # (H, W)
+    labels = np.argmin(np.linalg.norm(frame[..., None, :] - PALETTE, axis=-1), axis=-1)  # (H, W) nearest named
+    ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]].astype(np.float32) + 0.5
+    blobs = []
+    for k in np.unique(labels[foreground]):
+        core = _erode(foreground & (labels == k))  # interior pixels: edge blends of two colours fall away
+        if core.sum() < config.min_core_pixels:
+            continue
+        mask = _dilate(core, 2) & (_coverage(frame, background, PALETTE[k]) > 0.5)
+        height = np.ptp(ys[mask]) + 1.0
+        width = np.ptp(xs[mask]) + 1.0
+        area = float(mask.sum())
+        blobs.append(Blob(NAMES[k], area, (float(xs[mask].mean()), float(ys[mask].mean())), area / (width * height)))
+    return sorted(blobs, key=lambda b: -b.area)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-clip measures
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Track:
+    """One colour followed through a clip: centers `[T, 2]` (NaN where not found), areas and fill ratios `[T]`."""
+
+    centers: np.ndarray
+    areas: np.ndarray
+    fills: np.ndarray
+
+    @property
+    def found(self) -> np.ndarray:
+        return ~np.isnan(self.centers[:, 0])
+
+
+def detect_clip(frames: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[list[Blob]]:
+    return [detect(frame, config) for frame in frames]
+
+
+def track(detections: list[list[Blob]], colour: str) -> Track:
+    """The largest blob of `colour` in each frame."""
+    picks = [next((b for b in blobs if b.colour == colour), None) for blobs in detections]
+    nan = (math.nan, math.nan)
+    return Track(np.array([b.center if b else nan for b in picks], dtype=np.float32),
+                 np.array([b.area if b else 0.0 for b in picks], dtype=np.float32),
+                 np.array([b.fill if b else math.nan for b in picks], dtype=np.float32))
+
+
+def dominant_colours(detections: list[list[Blob]], count: int) -> list[str]:
+    """The `count` colours covering the most object pixels over the clip."""
+    totals: dict[str, float] = {}
+    for blobs in detections:
+        for blob in blobs:
+            totals[blob.colour] = totals.get(blob.colour, 0.0) + blob.area
+    return sorted(totals, key=lambda c: -totals[c])[:count]
+
+
+def colour_ok(detections, scene: Scene) -> bool:
+    """The clip's main object colours are the prompt's colours."""
+    wanted = {o.colour for o in scene.objects}
+    return set(dominant_colours(detections, len(wanted))) == wanted
+
+
+def classify_shape(fill: float) -> str:
+    """Bounding-box fill ratio: square 1.0, circle pi/4 = 0.785, triangle 0.5 (AA edges move these a little)."""
+    if fill >= 0.89:
+        return "square"
+    return "circle" if fill >= 0.64 else "triangle"
+
+
+def shape_ok(detections, scene: Scene) -> bool:
+    """The first object's median fill ratio names its shape."""
+    fills = track(detections, scene.objects[0].colour).fills
+    return bool(np.any(~np.isnan(fills))) and classify_shape(float(np.nanmedian(fills))) == scene.objects[0].shape
+
+
+def observed_motion(tr: Track, min_travel: float = 3.0) -> str | None:
+    """The named motion a track shows: one of DIRECTIONS, grow, shrink or still; None if the object is lost."""
+    found = np.flatnonzero(tr.found)
+    if len(found) < max(2, len(tr.found) // 2):
+        return None
+    first, last = found[0], found[-1]
+    travel = tr.centers[last] - tr.centers[first]
+    if np.linalg.norm(travel) >= min_travel:
+        names = list(DIRECTIONS)
+        return names[int(np.argmax([np.dot(travel, DIRECTIONS[n]) for n in names]))]
+    growth = tr.areas[last] / max(tr.areas[first], 1.0)
+    return "grow" if growth > 1.5 else "shrink" if growth < 1 / 1.5 else "still"
+
+
+def motion_ok(detections, scene: Scene) -> bool | None:
+    """The first object moves as the prompt says; None for bouncing (no single direction to check)."""
+    obj = scene.objects[0]
+    if obj.motion == "bounce":
+        return None
+    return observed_motion(track(detections, obj.colour)) == obj.motion
+
+
+def relation_ok(detections, scene: Scene) -> bool | None:
+    """For two objects: objects[0] is on the stated side of objects[1] (median x over the clip)."""
+    if scene.relation is None:
+        return None
+    xs = [np.nanmedian(track(detections, o.colour).centers[:, 0]) for o in scene.objects]
+    if any(np.isnan(xs)):
+        return False
+    return bool(xs[0] < xs[1]) == (scene.relation == "left of")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB for images in 0..1."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return 10.0 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def seam_ratio(frames: np.ndarray, seam: int) -> float:
+    """Mean change from frame seam-1 to seam, over the median change between other consecutive frames."""
+    steps = np.abs(np.diff(np.asarray(frames, np.float64), axis=0)).mean(axis=(1, 2, 3))  # (T-1,)
+    normal = np.median(np.delete(steps, seam - 1))
+    return float(steps[seam - 1] / max(normal, 1e-4))
+
+
+def position_error(detections, scene: Scene, frames: list[int]) -> float:
+    """Mean distance in pixels between detected and true centers of the first object at the given frames."""
+    tr = track(detections, scene.objects[0].colour)
+    errors = [np.linalg.norm(tr.centers[f] - scene.objects[0].centers[f]) if tr.found[f] else float(scene.width)
+              for f in frames]
+    return float(np.mean(errors))
+
+
+def background_colour(frames: np.ndarray, config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+    """Mean background colour `[3]` over a stretch of frames."""
+    return np.mean([background_plane(f, config).mean(axis=(0, 1)) for f in frames], axis=0)
+
+
+def drift_255(first: np.ndarray, last: np.ndarray) -> float:
+    """Largest per-channel change of the mean background colour between two stretches, in /255 levels."""
+    return float(np.abs(background_colour(first) - background_colour(last)).max() * 255.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Held-out scenes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def eval_scenes(count: int, seed: int = EVAL_SEED, size: tuple[int, int] = (64, 64)) -> list[tuple[np.ndarray, Scene]]:
+    """`count` held-out 17-frame clips on solid backgrounds (gradients are judged by drift only), one per seed."""
+    config = WorldConfig(sizes=(size,), long_fraction=0.0, gradient_fraction=0.0)
+    return [make_clip(seed + i, config) for i in range(count)]

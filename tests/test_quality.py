@@ -1,0 +1,76 @@
+"""The analytic detector reads the world's own clips (its ground truth) correctly; the measures are exact where
+the maths is."""
+import numpy as np
+import pytest
+
+from comfyui_spacetime.embedded import quality as q
+from comfyui_spacetime.embedded.world import WorldConfig, make_clip
+
+CLIPS = [make_clip(seed, WorldConfig(long_fraction=0.0)) for seed in range(1000, 1060)]
+
+
+@pytest.fixture(scope="module")
+def detected():
+    return [(q.detect_clip(frames), scene) for frames, scene in CLIPS]
+
+
+def test_colour_on_ground_truth(detected):
+    assert all(q.colour_ok(d, scene) for d, scene in detected)
+
+
+def test_shape_on_ground_truth(detected):
+    singles = [(d, s) for d, s in detected if s.relation is None]
+    assert len(singles) > 30 and all(q.shape_ok(d, s) for d, s in singles)
+
+
+def test_motion_on_ground_truth(detected):
+    checked = [q.motion_ok(d, s) for d, s in detected if s.relation is None]
+    checked = [c for c in checked if c is not None]
+    assert len(checked) > 25 and all(checked)
+
+
+def test_relation_on_ground_truth(detected):
+    checked = [q.relation_ok(d, s) for d, s in detected if s.relation is not None]
+    assert len(checked) >= 8 and all(checked)
+
+
+def test_swapped_relation_is_caught(detected):
+    from dataclasses import replace
+
+    d, scene = next((d, s) for d, s in detected if s.relation is not None)
+    flipped = replace(scene, relation="right of" if scene.relation == "left of" else "left of")
+    assert q.relation_ok(d, scene) and not q.relation_ok(d, flipped)
+
+
+def test_wrong_colour_and_direction_are_caught():
+    frames, scene = next((f, s) for f, s in CLIPS if s.relation is None and s.objects[0].motion == "left"
+                         or s.relation is None and s.objects[0].motion == "right")
+    reversed_clip = q.detect_clip(frames[::-1])
+    assert q.motion_ok(q.detect_clip(frames), scene) and not q.motion_ok(reversed_clip, scene)
+    gray = np.full_like(frames, 0.5)
+    assert not q.colour_ok(q.detect_clip(gray), scene)
+
+
+def test_background_plane_is_exact_on_a_gradient():
+    frames, scene = make_clip(4, WorldConfig(gradient_fraction=1.0, two_object_fraction=0.0))
+    plane = q.background_plane(frames[0])
+    from comfyui_spacetime.embedded.world import render_background
+
+    assert np.abs(plane - render_background(scene.background, scene.width, scene.height)).max() < 1e-4
+
+
+def test_psnr_seam_and_drift_maths():
+    frames, scene = CLIPS[0]
+    assert q.psnr(frames[0], frames[0]) == 100.0
+    assert q.psnr(np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.1)) == pytest.approx(20.0)
+    assert q.drift_255(frames[:5], frames[-5:]) < 0.5
+    assert q.drift_255(frames[:5], np.clip(frames[-5:] + 10 / 255, 0, 1)) == pytest.approx(10.0, abs=0.5)
+    moving = next(f for f, s in CLIPS if s.relation is None and s.objects[0].motion in ("left", "right", "up", "down"))
+    assert q.seam_ratio(moving, 8) < 1.5
+    jumped = np.concatenate([moving[:8], moving[8:] * 0.5])
+    assert q.seam_ratio(jumped, 8) > 5.0
+
+
+def test_position_error_zero_on_ground_truth(detected):
+    d, scene = next((d, s) for d, s in detected if s.relation is None)
+    assert q.position_error(d, scene, list(range(1, 16))) < 0.5
