@@ -13,6 +13,7 @@ from .core.download import add_download_command
 from .core.errors import SpacetimeError
 from .core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, OUTPUT_DIR_ENV, output_dir, safe_output_path
 from .core.video import DEFAULT_CRF
+from .embedded.commands import add_embedded_commands
 from .nodes.video_io import Signing, save_video
 from .pipeline import ModelFiles, generate, load_models
 from .provenance.commands import add_provenance_commands
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     add_download_command(subparsers)
     add_provenance_commands(subparsers)
+    add_embedded_commands(subparsers)
     return parser
 
 

@@ -248,3 +248,120 @@ def eval_scenes(count: int, seed: int = EVAL_SEED, size: tuple[int, int] = (64, 
     """`count` held-out 17-frame clips on solid backgrounds (gradients are judged by drift only), one per seed."""
     config = WorldConfig(sizes=(size,), long_fraction=0.0, gradient_fraction=0.0)
     return [make_clip(seed + i, config) for i in range(count)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report: generation through the public pipeline, measured against the targets
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How many held-out cases each measure uses, and the length of the chained video for drift."""
+
+    t2v: int = 60
+    i2v: int = 10
+    extend: int = 6
+    infill: int = 6
+    drift_seconds: float = 60.0
+    seed: int = EVAL_SEED
+
+
+QUICK = ReportConfig(t2v=12, i2v=3, extend=2, infill=2, drift_seconds=20.0)
+FULL = ReportConfig()
+
+
+def _frames(generation) -> np.ndarray:
+    return generation.frames.detach().cpu().numpy().astype(np.float32)  # (T, H, W, 3)
+
+
+def _image(frame: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frame))[None]  # (1, H, W, 3) IMAGE
+
+
+def _straight(scenes):
+    return [(f, s) for f, s in scenes if s.relation is None and s.objects[0].motion in DIRECTIONS]
+
+
+def measure_t2v(generate, scenes) -> dict[str, float]:
+    """Colour, shape, direction, other motions and left/right over prompts of held-out scenes."""
+    scores: dict[str, list[bool]] = {"colour": [], "shape": [], "direction": [], "grow/shrink/still": [],
+                                     "left/right": []}
+    for i, (_, scene) in enumerate(scenes):
+        detections = detect_clip(_frames(generate(scene.caption, seed=i)))
+        scores["colour"].append(colour_ok(detections, scene))
+        if scene.relation is not None:
+            scores["left/right"].append(bool(relation_ok(detections, scene)))
+            continue
+        scores["shape"].append(shape_ok(detections, scene))
+        moved = motion_ok(detections, scene)
+        if moved is not None:
+            scores["direction" if scene.objects[0].motion in DIRECTIONS else "grow/shrink/still"].append(moved)
+    return {name: (float(np.mean(v)), len(v)) for name, v in scores.items() if v}
+
+
+def measure_i2v(generate, scenes) -> dict[str, float]:
+    values = [psnr(_frames(generate(s.caption, image=_image(f[0]), seed=i))[0], f[0]) for i, (f, s) in
+              enumerate(scenes)]
+    return {"i2v_psnr": (float(np.mean(values)), len(values))}
+
+
+def measure_extension(generate, scenes) -> dict[str, float]:
+    """Forward extension of a 17-frame clip by 2 s: change across the seam vs the median frame-to-frame change."""
+    values = []
+    for i, (frames, scene) in enumerate(scenes):
+        video = _frames(generate(scene.caption, extend=_image(frames)[0], seconds=2.0, seed=i))
+        values.append(seam_ratio(video, len(frames)))
+    return {"seam_ratio": (float(np.median(values)), len(values))}
+
+
+def measure_infill(generate, scenes) -> dict[str, float]:
+    """First and last frame given: PSNR at the keyframes and the object's position error in between."""
+    kf_psnr, errors = [], []
+    for i, (frames, scene) in enumerate(scenes):
+        last = len(frames) - 1
+        video = _frames(generate(scene.caption, keyframes=[(0, _image(frames[0])), (last, _image(frames[last]))],
+                                 frames=len(frames), seed=i))
+        kf_psnr += [psnr(video[0], frames[0]), psnr(video[last], frames[last])]
+        errors.append(position_error(detect_clip(video), scene, list(range(1, last - 3))))
+    return {"keyframe_psnr": (float(np.mean(kf_psnr)), len(kf_psnr)),
+            "infill_position_px": (float(np.mean(errors)), len(errors))}
+
+
+def measure_drift(generate, scene, seconds: float) -> dict[str, float]:
+    video = _frames(generate(scene.caption, seconds=seconds, seed=0))
+    return {"drift_255": (drift_255(video[:17], video[-17:]), 1)}
+
+
+def quality_report(generate, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:
+    """{measure: (value, cases)} with `generate(prompt, **kw)` the pipeline's generate (models bound)."""
+    scenes = eval_scenes(config.t2v, config.seed)
+    moving = _straight(eval_scenes(4 * max(config.i2v, config.extend, config.infill), config.seed + 100_000))
+    results = measure_t2v(generate, scenes)
+    results |= measure_i2v(generate, moving[:config.i2v])
+    results |= measure_extension(generate, moving[:config.extend])
+    results |= measure_infill(generate, moving[:config.infill])
+    results |= measure_drift(generate, moving[0][1], config.drift_seconds)
+    return results
+
+
+def meets_target(name: str, value: float) -> bool | None:
+    """Whether a measure meets its issue-5 target; None for measures without one."""
+    if name not in TARGETS:
+        return None
+    return value <= TARGETS[name] if name in ("seam_ratio", "drift_255") else value >= TARGETS[name]
+
+
+def format_report(results: dict[str, tuple[float, int]]) -> str:
+    """A plain-text table: measure, value, target, cases, verdict."""
+    target_of = {"colour": ">= 90%", "direction": ">= 85%", "i2v_psnr": ">= 25 dB", "seam_ratio": "<= 2x",
+                 "keyframe_psnr": ">= 25 dB", "drift_255": "<= 5/255"}
+    lines = [f"{'measure':<20} {'value':>9} {'target':>10} {'cases':>6}  ok"]
+    for name, (value, cases) in results.items():
+        shown = f"{100 * value:.1f}%" if name in ("colour", "shape", "direction", "grow/shrink/still",
+                                                  "left/right") else f"{value:.2f}"
+        verdict = {True: "yes", False: "NO", None: "-"}[meets_target(name, value)]
+        lines.append(f"{name:<20} {shown:>9} {target_of.get(name, '-'):>10} {cases:>6}  {verdict}")
+    return "\n".join(lines)

@@ -54,7 +54,7 @@ class TrainConfig:
     vae_clip_frames: int = 5
     vae_crop: int = 32
     vae_lr: float = 1.5e-3
-    vae_kl: float = 1e-5
+    vae_thumbnail: float = 1.0
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
@@ -144,14 +144,27 @@ def train_tokenizer(cfg: TrainConfig, work: WorkDir) -> bytes:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def vae_loss(vae: WanVAE, clips: torch.Tensor, kl_weight: float) -> tuple[torch.Tensor, dict]:
-    """L1 + MSE reconstruction of a reparameterized latent sample, plus a small KL term that keeps latents tame."""
-    mean, log_var = vae.encode_distribution(clips)
-    z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-    recon = decode_unclamped(vae, z)
+def vae_loss(vae: WanVAE, clips: torch.Tensor, thumbnail_weight: float) -> tuple[torch.Tensor, dict]:
+    """L1 + MSE reconstruction from the latent mean, plus a thumbnail term on the first three latent channels.
+
+    From a random init the decoder sits on the mean image for hundreds of steps, because the latent barely
+    varies between inputs; asking three channels to be the 8x8-pooled colours makes the latent informative from
+    the first step (a fixed batch reaches L1 0.07 in 100 steps instead of staying at 0.42). The latent is used
+    deterministically (the mean), as the VAE's encode does at inference.
+    """
+    mean, _ = vae.encode_distribution(clips)
+    recon = decode_unclamped(vae, mean)
     l1, mse = F.l1_loss(recon, clips), F.mse_loss(recon, clips)
-    kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).mean()
-    return l1 + mse + kl_weight * kl, {"l1": l1.item(), "mse": mse.item(), "kl": kl.item()}
+    thumbnail = F.mse_loss(mean[:, :3], latent_thumbnail(clips))
+    return l1 + mse + thumbnail_weight * thumbnail, {"l1": l1.item(), "mse": mse.item(), "thumbnail": thumbnail.item()}
+
+
+def latent_thumbnail(clips: torch.Tensor) -> torch.Tensor:
+    """Pixels [B, 3, T, H, W] -> colours pooled like the latent grid [B, 3, T', H/8, W/8]: frame 0, then groups of 4."""
+    pooled = [F.avg_pool3d(clips[:, :, :1], (1, 8, 8))]
+    if clips.shape[2] > 1:
+        pooled.append(F.avg_pool3d(clips[:, :, 1:], (4, 8, 8)))
+    return torch.cat(pooled, dim=2)
 
 
 def decode_unclamped(vae: WanVAE, z: torch.Tensor) -> torch.Tensor:
@@ -177,7 +190,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         lr = cfg.vae_lr * _cosine(step, cfg.vae_steps)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss, parts = vae_loss(vae, vae_batch(rng, cfg), cfg.vae_kl)
+        loss, parts = vae_loss(vae, vae_batch(rng, cfg), cfg.vae_thumbnail)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
