@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..core.dit import WanDiT
-from ..core.dit_config import DiTConfig, SamplingDefaults, dit_metadata
+from ..core.dit_config import METADATA_KEY, DiTConfig, SamplingDefaults, dit_metadata
 from ..core.text_encoder import TextEncoderConfig, UMT5Encoder, config_metadata
 from ..core.tokenizer import Tokenizer, spiece_tensor, train_spiece_model
 from ..vae.config import VAEConfig
@@ -53,8 +53,8 @@ class TrainConfig:
     vae_batch: int = 4
     vae_clip_frames: int = 5
     vae_crop: int = 32
-    vae_lr: float = 1.5e-3
-    vae_thumbnail: float = 1.0
+    vae_lr: float = 1e-3
+    vae_thumbnail: float = 2.0
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
@@ -366,10 +366,18 @@ def write_models(out: Path, cfg: TrainConfig, vae: WanVAE, dit: WanDiT, text: UM
                                   latent_rgb_factors=tuple(map(tuple, rgb[0])), latent_rgb_factors_bias=tuple(rgb[1]))
     text_sd = {**_half(text.state_dict()), "spiece_model": spiece_tensor(tokenizer_proto)}
     paths = {name: out / file for name, file in FILE_NAMES.items()}
-    save_file(_half(dit.state_dict()), paths["dit"], metadata=dit_metadata(dit.config))
+    save_file(_half(dit.state_dict()), paths["dit"], metadata=_dit_file_metadata(dit.config, cfg))
     save_file(text_sd, paths["text_encoder"], metadata=config_metadata(text.config))
     save_file(_half(vae.state_dict()), paths["vae"], metadata=vae_cfg.to_metadata())
     return paths
+
+
+def _dit_file_metadata(config: DiTConfig, cfg: TrainConfig) -> dict[str, str]:
+    """The loader's fields (variant, heads, per-frame timesteps, sampling defaults) plus what it was trained on."""
+    fields = json.loads(dit_metadata(config)[METADATA_KEY])
+    fields |= {"name": config.variant, "window_frames": cfg.sampling.frames,
+               "trained_sizes": [list(size) for size in SIZES]}
+    return {METADATA_KEY: json.dumps(fields)}
 
 
 def _half(state_dict: dict) -> dict:

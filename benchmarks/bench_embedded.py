@@ -1,0 +1,51 @@
+"""End-to-end speed of the bundled spacetime-mini on the CPU: text encode, sampling, decode and mp4.
+
+    python -m comfyui_spacetime.benchmarks.bench_embedded --repeats 3 --long-seconds 60
+
+Prints markdown table rows: a 64x64, 17-frame clip at 20 steps with CFG (median of the repeats) and one
+minute-long chained clip. Models are loaded once, outside the timings.
+"""
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from comfyui_spacetime.core.video import write_mp4
+from comfyui_spacetime.pipeline import generate, load_models
+
+PROMPT = "a red circle moving to the right on a blue background"
+HEADER = "| clip | steps | cfg | threads | median end to end (s) | runs |\n|---|---|---|---|---|---|"
+
+
+def end_to_end(models, out: Path, **settings) -> float:
+    """Seconds for generate() (text encode, sampling, decode) plus writing the mp4."""
+    start = time.perf_counter()
+    result = generate(PROMPT, models=models, **settings)
+    write_mp4(out, result.frames, result.fps)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long-seconds", type=float, default=60.0, help="0 skips the long clip")
+    args = parser.parse_args()
+    models = load_models()
+    cfg = models.model.sampling.cfg
+    print(HEADER)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "bench.mp4"
+        times = [end_to_end(models, out, frames=17, steps=20, seed=i) for i in range(args.repeats)]
+        print(f"| 64x64, 17 frames | 20 | {cfg} | {torch.get_num_threads()} | {statistics.median(times):.2f} | "
+              f"{args.repeats} |")
+        if args.long_seconds:
+            seconds = end_to_end(models, out, seconds=args.long_seconds, steps=20, seed=0)
+            print(f"| 64x64, {args.long_seconds:g} s chained | 20 | {cfg} | {torch.get_num_threads()} | "
+                  f"{seconds:.1f} | 1 |")
+
+
+if __name__ == "__main__":
+    main()
