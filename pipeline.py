@@ -72,8 +72,9 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              anchor_first_frame: bool = False) -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
-    `extend`: a clip to extend by `seconds` in `direction`. `keyframes`: (pixel frame index, image) pairs.
-    `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at `fps`, else the model's default.
+    `extend`: a clip to extend by `seconds` in `direction` (its size and frame rate are kept). `keyframes`:
+    (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at
+    `fps`, else the model's default.
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS
