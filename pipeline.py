@@ -72,7 +72,7 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              anchor_first_frame: bool = False) -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
-    `extend`: a clip to extend by `seconds` in `direction` (its size and frame rate are kept). `keyframes`:
+    `extend`: a clip to extend by `seconds` in `direction` (at its size, and its frame rate unless `fps`). `keyframes`:
     (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at
     `fps`, else the model's default.
     """
