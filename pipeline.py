@@ -72,9 +72,9 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              anchor_first_frame: bool = False) -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
-    `extend`: a clip to extend by `seconds` in `direction` (at its size, and its frame rate unless `fps`). `keyframes`:
-    (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at
-    `fps`, else the model's default.
+    `extend`: a clip to extend by `seconds` in `direction`, at its size (and its frame rate unless `fps`).
+    `keyframes`: (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else
+    `seconds` at `fps`, else the model's default.
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS
