@@ -31,6 +31,7 @@ def add_embedded_commands(subparsers) -> None:
     size.add_argument("--quick", dest="full", action="store_false", help="reduced set (default, ~2 min)")
     size.add_argument("--full", dest="full", action="store_true", help="full set (60 prompts, 60 s drift)")
     quality.add_argument("--json", type=Path, help="also write the results as JSON here")
+    quality.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the first text-to-video clips")
     quality.set_defaults(func=_quality, full=False)
 
 
@@ -48,14 +49,26 @@ def _train(args) -> int:
     return 0
 
 
+def _recording(generate, made: list):
+    """`generate` that also keeps (prompt, frames [T, H, W, 3]) of each call, in call order."""
+    def wrapped(prompt, **kwargs):
+        result = generate(prompt, **kwargs)
+        made.append((prompt, result.frames.detach().cpu().numpy()))
+        return result
+    return wrapped
+
+
 def _quality(args) -> int:
     from functools import partial
 
     from ..pipeline import generate, load_models
-    from .quality import FULL, QUICK, format_report, quality_report
+    from .quality import FULL, QUICK, contact_sheet, format_report, quality_report
 
-    results = quality_report(partial(generate, models=load_models()), FULL if args.full else QUICK)
+    made: list = []
+    results = quality_report(_recording(partial(generate, models=load_models()), made), FULL if args.full else QUICK)
     print(format_report(results))
+    if args.sheet:
+        contact_sheet([frames for _, frames in made[:8]], args.sheet)
     if args.json:
         args.json.write_text(json.dumps({k: {"value": v, "cases": n} for k, (v, n) in results.items()}, indent=1))
     return 0

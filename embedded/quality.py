@@ -110,6 +110,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list
         if core.sum() < config.min_core_pixels:
             continue
         mask = _dilate(core, 2) & (_coverage(frame, background, PALETTE[k]) > 0.5)
+        if mask.sum() < config.min_core_pixels:  # a colour cast, not an object painted over the background
+            continue
         height = np.ptp(ys[mask]) + 1.0
         width = np.ptp(xs[mask]) + 1.0
         area = float(mask.sum())
@@ -365,3 +367,17 @@ def format_report(results: dict[str, tuple[float, int]]) -> str:
         verdict = {True: "yes", False: "NO", None: "-"}[meets_target(name, value)]
         lines.append(f"{name:<20} {shown:>9} {target_of.get(name, '-'):>10} {cases:>6}  {verdict}")
     return "\n".join(lines)
+
+
+def contact_sheet(clips: list[np.ndarray], path, columns: int = 5) -> None:
+    """A PNG with one row per clip (`[T, H, W, 3]` in 0..1): `columns` frames evenly spread over the clip."""
+    from PIL import Image
+
+    height = max(c.shape[1] for c in clips)
+    width = max(c.shape[2] for c in clips)
+    sheet = np.ones((len(clips) * (height + 2), columns * (width + 2), 3), dtype=np.float32)
+    for row, clip in enumerate(clips):
+        for col, index in enumerate(np.linspace(0, len(clip) - 1, columns).round().astype(int)):
+            y, x = row * (height + 2), col * (width + 2)
+            sheet[y:y + clip.shape[1], x:x + clip.shape[2]] = clip[index]
+    Image.fromarray((sheet * 255).round().astype(np.uint8)).save(path)
