@@ -1,0 +1,72 @@
+"""The shipped spacetime-mini files: formats, metadata, and measured behaviour through the public pipeline.
+
+The floors are below the model's measured numbers (docs/EMBEDDED.md) with margin; prompts and clips come from
+held-out seeds. The whole file generates a handful of 64x64 clips (well under a minute on 2 cores).
+"""
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from comfyui_spacetime.core.paths import BUNDLED_FILES, bundled_path
+from comfyui_spacetime.embedded import quality as q
+from comfyui_spacetime.embedded.train import FILE_NAMES
+from comfyui_spacetime.embedded.world import SIZES
+
+pytestmark = pytest.mark.skipif(
+    not all(bundled_path(folder).is_file() for folder in BUNDLED_FILES),
+    reason="models/spacetime-mini/ is not trained yet; `spacetime train-embedded` writes it")
+
+FLOORS = {"i2v_psnr": 20.0, "keyframe_psnr": 15.0}
+MOVING = q._straight(q.eval_scenes(12, q.EVAL_SEED + 100_000))
+
+
+@pytest.fixture(scope="module")
+def generate():
+    from functools import partial
+
+    from comfyui_spacetime.pipeline import generate, load_models
+
+    return partial(generate, models=load_models())
+
+
+def _metadata(folder: str) -> dict:
+    with safe_open(bundled_path(folder), "pt") as f:
+        return json.loads(f.metadata()["spacetime_config"])
+
+
+def test_trainer_and_loader_agree_on_file_names():
+    assert sorted(FILE_NAMES.values()) == sorted(BUNDLED_FILES.values())
+
+
+def test_files_are_small_and_carry_their_configs():
+    assert sum(bundled_path(folder).stat().st_size for folder in BUNDLED_FILES) <= 30 * 2**20
+    dit = _metadata("diffusion_models")
+    assert dit["name"] == "spacetime-mini" and dit["per_frame_timesteps"] is True and dit["window_frames"] == 17
+    assert [tuple(s) for s in dit["trained_sizes"]] == list(SIZES) and dit["sampling"]["frames"] == 17
+    vae = _metadata("vae")
+    assert len(vae["latent_mean"]) == len(vae["latent_std"]) == 16
+    assert np.array(vae["latent_rgb_factors"]).shape == (16, 3)
+    with safe_open(bundled_path("text_encoders"), "pt") as f:
+        assert "spiece_model" in f.keys()
+
+
+def test_image_to_video_keeps_the_image(generate):
+    result = q.measure_i2v(generate, MOVING[:2])
+    assert result["i2v_psnr"][0] >= FLOORS["i2v_psnr"]
+
+
+def test_infill_keeps_its_keyframes(generate):
+    result = q.measure_infill(generate, MOVING[:1])
+    assert result["keyframe_psnr"][0] >= FLOORS["keyframe_psnr"]
+
+
+def test_unknown_words_still_make_a_clip(generate):
+    frames = q._frames(generate("a zebra galloping through a savanna at dusk", seed=0))
+    assert frames.shape == (17, 64, 64, 3) and np.isfinite(frames).all()
+
+
+def test_untrained_size_still_makes_a_clip(generate):
+    frames = q._frames(generate("a red circle moving to the right on a blue background", size="80x48", seed=0))
+    assert frames.shape == (17, 48, 80, 3)
