@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 from comfyui_spacetime.cli import main
+from comfyui_spacetime.core.checkpoint import read_safetensors_keys
+from comfyui_spacetime.core.dit_config import read_metadata_config
 from comfyui_spacetime.core.paths import MODEL_FOLDERS, MODELS_DIR_ENV, bundled_path
 from comfyui_spacetime.core.video import read_metadata, read_mp4, write_mp4
-from comfyui_spacetime.pipeline import load_models
 
 BUNDLED = all(bundled_path(folder).is_file() for folder in MODEL_FOLDERS)
 FAST = ["--size", "32x32", "--frames", "9", "--steps", "2", "--cfg", "1", "--solver", "euler", "--fps", "8"]
@@ -35,12 +36,12 @@ def test_generate_writes_an_mp4_with_its_settings(pack_dirs, tiny_models, tmp_pa
 def test_generate_uses_the_bundled_model_and_its_defaults(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
     out = tmp_path / "mini.mp4"
-    code = main(["generate", "--prompt", "a red circle moving right on a blue background", "--steps", "4",
-                 "--out", str(out)])
+    code = main(["generate", "--prompt", "a red circle moving right on a blue background", "--steps", "2",
+                 "--frames", "5", "--out", str(out)])
     assert code == 0 and str(out.resolve()) in capsys.readouterr().out
-    defaults = load_models().model.sampling
+    defaults = read_metadata_config(read_safetensors_keys(bundled_path("diffusion_models"))[1])["sampling"]
     frames, fps = read_mp4(out)
-    assert frames.shape == (defaults.frames, defaults.height, defaults.width, 3) and fps == defaults.fps
+    assert frames.shape == (5, defaults["height"], defaults["width"], 3) and fps == defaults["fps"]
     assert frames.std() > 0.02  # a picture, not a flat frame
 
 
