@@ -109,7 +109,7 @@ def test_validation_catches_a_wrong_link():
 @pytest.mark.parametrize("path", BUNDLED, ids=ids(BUNDLED))
 def test_bundled_workflow_runs_with_spacetime_run(path, tmp_path):
     result = subprocess.run([sys.executable, "-m", "comfyui_spacetime.cli", "run", str(path), "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     [video] = tmp_path.rglob("*.mp4")
     frames, fps = read_mp4(video)
