@@ -71,7 +71,7 @@ class TrainConfig:
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
-    dit_steps: int = 3000
+    dit_steps: int = 1600
     dit_batch: int = 12
     dit_lr: float = 8e-4
     ema_decay: float = 0.995
