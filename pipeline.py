@@ -82,25 +82,30 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
     if extend is not None:
         clip, clip_fps = _video(extend)
         fps = fps or clip_fps or defaults.fps
-        add_seconds = seconds or defaults.frames / fps
-        latent, known = SpacetimeExtendVideo().build(models.vae, clip, direction, add_seconds, fps, context_frames,
-                                                     anchor_first_frame)
+        latent, known = SpacetimeExtendVideo().build(models.vae, clip, direction, seconds or defaults.frames / fps,
+                                                     fps, context_frames, anchor_first_frame)
     else:
         fps = fps or defaults.fps
         width, height = parse_size(size) if size is not None else (defaults.width, defaults.height)
         length = frames or (frames_for_seconds(seconds, fps) if seconds else defaults.frames)
         latent, known = SpacetimeEmptyLatentVideo().generate(models.vae, width, height, length, 1)[0], None
-    length = 4 * (latent["samples"].shape[2] - 1) + 1
-    if image is not None:
-        known = SpacetimeImageToVideo().build(models.vae, load_image(image), 1.0, known)[0]
-    for index, picture in keyframes:
-        known = SpacetimeInfillFrames().build(models.vae, load_image(picture), str(index), length, fps, 1.0, known)[0]
+    length = 4 * (latent["samples"].shape[2] - 1) + 1  # pixel frames of the latent, 4k+1
+    known = _add_keyframes(models.vae, known, image, keyframes, length, fps)
     settings = dict(seed=seed, steps=steps or defaults.steps, cfg=defaults.cfg if cfg is None else cfg,
                     shift=shift or defaults.shift, solver=solver or defaults.sampler)
     sampled, info = SpacetimeSampler().sample(models.model, conditioning, latent, denoise=1.0, fps=fps,
                                               keyframes=known, vae=models.vae, **settings)
     video = SpacetimeVAEDecode().decode(models.vae, sampled, False, 256, 64, 0)[0]
     return Generation(video, float(fps), info, {**settings, "frames": length, "fps": fps, "prompt": prompt})
+
+
+def _add_keyframes(vae, known, image, keyframes, length: int, fps: float):
+    """Chain a start image (Image to Video) and each (index, image) keyframe (Infill Frames) onto `known`."""
+    if image is not None:
+        known = SpacetimeImageToVideo().build(vae, load_image(image), 1.0, known)[0]
+    for index, picture in keyframes:
+        known = SpacetimeInfillFrames().build(vae, load_image(picture), str(index), length, fps, 1.0, known)[0]
+    return known
 
 
 def parse_size(size) -> tuple[int, int]:
