@@ -5,7 +5,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
-.venv/bin/python -m pytest "$@"
+# --rootdir=tests: the repository root is itself a package (it is the ComfyUI node pack), and pytest >= 9.2 would
+# otherwise try to import its __init__.py as a test package, where the pack's relative imports cannot resolve.
+.venv/bin/python -m pytest --rootdir=tests "$@"
 status=$?
 if [ -d web/tests ] && [ $# -eq 0 ]; then
   if command -v node >/dev/null; then
