@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.vae import VAEConfig, WanVAE, load_vae
 
-from .tiny_vae import TINY_21, TINY_22, random_vae, random_video, save_vae
+from tests.tiny_vae import TINY_21, TINY_22, random_vae, random_video, save_vae
 
 
 @pytest.fixture(scope="module")

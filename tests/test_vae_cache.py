@@ -5,7 +5,7 @@ import torch
 from comfyui_spacetime.vae.blocks import CausalConv3d, ResidualBlock, Resample
 from comfyui_spacetime.vae.cache import CausalCache
 
-from .tiny_vae import FAST_21, TINY_22, random_vae, random_video
+from tests.tiny_vae import FAST_21, TINY_22, random_vae, random_video
 
 
 def _chunked(module, x, sizes):

@@ -6,7 +6,7 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.vae import VAE_PRESETS, VAEConfig, WanVAE, detect_vae_config
 
-from .tiny_vae import FAST_21, TINY_21, TINY_22
+from tests.tiny_vae import FAST_21, TINY_21, TINY_22
 
 
 def _meta_state_dict(config: VAEConfig) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.vae.tiling import blend_ramp, owned_span, tile_spans
 
-from .tiny_vae import FAST_21, TINY_22, random_vae
+from tests.tiny_vae import FAST_21, TINY_22, random_vae
 
 
 def _latent(config, frames, height, width):
