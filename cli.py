@@ -14,7 +14,8 @@ from .core.errors import SpacetimeError
 from .core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, OUTPUT_DIR_ENV, output_dir, safe_output_path
 from .core.video import DEFAULT_CRF
 from .embedded.commands import add_embedded_commands
-from .nodes.video_io import Signing, save_video
+from .nodes.loaders import ATTENTION_BACKENDS, WEIGHT_DTYPES
+from .nodes.video_io import WATERMARKS, Signing, save_video
 from .pipeline import ModelFiles, generate, load_models
 from .provenance.commands import add_provenance_commands
 from .workflow import run_workflow
@@ -76,7 +77,7 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--crf", type=int, default=DEFAULT_CRF, help="h264 quality (lower is better)")
     _add_model_flags(gen)
     marks = gen.add_argument_group("provenance")
-    marks.add_argument("--watermark", choices=["none", "visible", "invisible", "both"], default="none")
+    marks.add_argument("--watermark", choices=WATERMARKS, default="none")
     marks.add_argument("--watermark-text", default="AI-generated", help="text of the visible watermark")
     marks.add_argument("--sign", action="store_true", help="embed a signed C2PA manifest")
     marks.add_argument("--cert", help="PEM certificate chain for --sign (default: a local self-signed identity)")
@@ -93,8 +94,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--low-noise-dit", help="Wan 2.2 A14B low-noise expert file")
     group.add_argument("--text-encoder", help="UMT5 text encoder file")
     group.add_argument("--vae", help="VAE file")
-    group.add_argument("--weight-dtype", choices=["default", "bf16", "fp16", "fp32", "fp8_e4m3fn"], default="default")
-    group.add_argument("--attention", choices=["sdpa", "flash_attn", "sageattention"], default="sdpa")
+    group.add_argument("--weight-dtype", choices=list(WEIGHT_DTYPES), default="default")
+    group.add_argument("--attention", choices=ATTENTION_BACKENDS, default="sdpa")
     group.add_argument("--block-swap", type=int, default=0, help="DiT blocks kept on the CPU")
 
 
@@ -103,10 +104,7 @@ def _generate(args: argparse.Namespace) -> int:
     keyframes = [parse_keyframe(k) for k in args.keyframe]
     if args.out is not None and args.out.suffix.lower() != ".mp4":
         raise SpacetimeError(f"--out {args.out} does not end in .mp4; expected a path like clip.mp4")
-    files = ModelFiles(**{name: value for name, value in (
-        ("dit", args.dit), ("text_encoder", args.text_encoder), ("vae", args.vae),
-        ("low_noise_dit", args.low_noise_dit)) if value}, weight_dtype=args.weight_dtype, attention=args.attention,
-        block_swap=args.block_swap)
+    files = _model_files(args)
     models = load_models(files)
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
                       keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
@@ -122,6 +120,13 @@ def _generate(args: argparse.Namespace) -> int:
     t, h, w, _ = result.frames.shape
     print(f"wrote {out.resolve()} ({t} frames, {w}x{h}, {result.fps:g} fps; {result.info})")
     return 0
+
+
+def _model_files(args: argparse.Namespace) -> ModelFiles:
+    """The files named by flags; those not given stay the bundled spacetime-mini's."""
+    named = {"dit": args.dit, "text_encoder": args.text_encoder, "vae": args.vae, "low_noise_dit": args.low_noise_dit}
+    return ModelFiles(**{name: value for name, value in named.items() if value}, weight_dtype=args.weight_dtype,
+                      attention=args.attention, block_swap=args.block_swap)
 
 
 def parse_keyframe(text: str) -> tuple[int, str]:
