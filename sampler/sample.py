@@ -53,7 +53,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
                                 None if cfg == 1 else negative.context_at(seconds), run.device)
         start = timeline.take(timeline.source, window) if denoise < 1 else None
         timeline.write(window, run(inputs, start))
-        drift.apply(timeline, window, positive.shot_index(seconds))
+        drift.apply(timeline, window)
     return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length))
 
 
