@@ -12,7 +12,7 @@ def add_embedded_commands(subparsers) -> None:
     """Register `train-embedded` and `quality` on the `spacetime` CLI's subparsers."""
     train = subparsers.add_parser(
         "train-embedded", help="train the bundled spacetime-mini model from scratch on the procedural world",
-        description="Trains the tokenizer, VAE, text encoder and DiT of spacetime-mini on a CPU (about 50 min on "
+        description="Trains the tokenizer, VAE, text encoder and DiT of spacetime-mini on a CPU (about 85 min on "
                     "2 cores) and writes the three safetensors files.")
     train.add_argument("--out", type=Path, default=None, help="folder for the model files (default: the bundled "
                                                               "models/spacetime-mini)")
@@ -20,6 +20,9 @@ def add_embedded_commands(subparsers) -> None:
                        help="checkpoints and the loss log (losses.jsonl)")
     train.add_argument("--minutes-budget", type=float, default=math.inf,
                        help="wall-clock budget; the DiT stage stops early to finish within it")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads (default 1, the faster choice on a 2-core machine shared with other jobs; "
+                            "2 is faster on a quiet one); the weights do not depend on it beyond float rounding")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work-dir")
     train.set_defaults(func=_train)
 
@@ -43,7 +46,8 @@ def _train(args) -> int:
         raise SpacetimeError(f"{args.work_dir} already holds checkpoints ({', '.join(checkpoints)}); expected an "
                              "empty work directory for a fresh run; pass --resume to continue it, or choose another "
                              "--work-dir")
-    paths = train_embedded(args.out or BUNDLED_DIR, args.work_dir, minutes_budget=args.minutes_budget)
+    paths = train_embedded(args.out or BUNDLED_DIR, args.work_dir, minutes_budget=args.minutes_budget,
+                           threads=args.threads)
     for path in paths.values():
         print(path)
     return 0

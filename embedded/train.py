@@ -41,26 +41,22 @@ FILE_NAMES = {"dit": "spacetime_mini_dit.safetensors", "text_encoder": "spacetim
 class TrainConfig:
     """Everything that decides the shipped weights; change it and the files change."""
     seed: int = 20261122
-    # One thread: on a 2-core machine shared with other jobs, two threads wait on each other (measured 0.4 s vs
-    # 0.8-5 s per VAE step).
-    threads: int = 1
     vocab_size: int = 400
     caption_corpus: int = 30000
-    # VAE: the Wan 2.1 layout at 1/8 of the width, same 4x8x8 compression; trained on 32x32 crops of short clips
-    # (convolutions do not care where a crop came from, and small channel counts are slow on a CPU)
+    # VAE: the Wan 2.1 layout at 1/8 of the width, same 4x8x8 compression; trained on 32x32 crops (convolutions do
+    # not care where a crop came from, and small channel counts are slow on a CPU) of whole 17-frame windows: only
+    # from the third latent frame on does the temporal cache hold a chunk that was itself temporally resampled, the
+    # steady state of every longer video, and a VAE trained on 5- and 9-frame clips drifted in colour from there
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    vae_steps: int = 1600
-    vae_batch: int = 4
-    vae_clip_frames: int = 5
-    # then a phase on 9-frame clips (3 latent frames): only from the third latent frame on does the temporal cache
-    # hold a chunk that was itself temporally resampled, the steady state of every longer video (after the first
-    # phase alone, 17-frame clips came back at 11 dB while 5-frame clips reached 22 dB)
-    vae_long_steps: int = 300
-    vae_long_clip_frames: int = 9
-    vae_long_lr: float = 3e-4
+    vae_steps: int = 2500
+    vae_batch: int = 2
+    vae_clip_frames: int = 17
     vae_crop: int = 32
     vae_lr: float = 1e-3
     vae_thumbnail: float = 2.0
+    # pixels far from the clip's background colour weigh this much more: objects cover a few percent of a frame,
+    # and an unweighted loss is content to blur them into the background
+    vae_object_weight: float = 4.0
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
@@ -71,11 +67,14 @@ class TrainConfig:
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
-    dit_steps: int = 1600
-    dit_batch: int = 12
+    dit_steps: int = 2600
+    dit_batch: int = 24
     dit_lr: float = 8e-4
     ema_decay: float = 0.995
     caption_dropout: float = 0.1
+    # noise levels are logit-normal around this logit: above 0 leans towards high noise, where the prompt decides
+    # colours and layout and sampling with shift 3 spends most of its steps
+    sigma_logit_mean: float = 0.5
     sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64)
 
 
@@ -150,8 +149,8 @@ def train_tokenizer(cfg: TrainConfig, work: WorkDir) -> bytes:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def vae_loss(vae: WanVAE, clips: torch.Tensor, thumbnail_weight: float) -> tuple[torch.Tensor, dict]:
-    """L1 + MSE reconstruction from the latent mean, plus a thumbnail term on the first three latent channels.
+def vae_loss(vae: WanVAE, clips: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    """Object-weighted L1 + MSE reconstruction from the latent mean, plus a thumbnail term on three latent channels.
 
     From a random init the decoder sits on the mean image for hundreds of steps, because the latent barely
     varies between inputs; asking three channels to be the 8x8-pooled colours makes the latent informative from
@@ -160,9 +159,19 @@ def vae_loss(vae: WanVAE, clips: torch.Tensor, thumbnail_weight: float) -> tuple
     """
     mean, _ = vae.encode_distribution(clips)
     recon = decode_unclamped(vae, mean)
-    l1, mse = F.l1_loss(recon, clips), F.mse_loss(recon, clips)
+    error = recon - clips
+    weight = object_weight(clips, cfg.vae_object_weight).expand_as(error)
+    weighted = ((error.abs() + error ** 2) * weight).sum() / weight.sum()
     thumbnail = F.mse_loss(mean[:, :3], latent_thumbnail(clips))
-    return l1 + mse + thumbnail_weight * thumbnail, {"l1": l1.item(), "mse": mse.item(), "thumbnail": thumbnail.item()}
+    parts = {"l1": error.abs().mean().item(), "mse": (error ** 2).mean().item(), "thumbnail": thumbnail.item()}
+    return weighted + cfg.vae_thumbnail * thumbnail, parts
+
+
+def object_weight(clips: torch.Tensor, extra: float, threshold: float = 0.3) -> torch.Tensor:
+    """[B, 1, T, H, W]: 1 + extra where a pixel is far (> threshold in -1..1) from its clip's median colour."""
+    background = clips.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, 3, 1, 1, 1)
+    far = (clips - background).abs().amax(dim=1, keepdim=True) > threshold
+    return 1.0 + extra * far.float()
 
 
 def latent_thumbnail(clips: torch.Tensor) -> torch.Tensor:
@@ -190,18 +199,12 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
     if "model" in state:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-    total = cfg.vae_steps + cfg.vae_long_steps
     rng = np.random.default_rng([cfg.seed, 2, state["step"]])
-    bar = tqdm(range(state["step"], total), desc="vae", initial=state["step"], total=total)
+    bar = tqdm(range(state["step"], cfg.vae_steps), desc="vae", initial=state["step"], total=cfg.vae_steps)
     for step in bar:
-        long_phase = step >= cfg.vae_steps
-        if step == cfg.vae_steps:
-            rng = np.random.default_rng([cfg.seed, 2, step])  # the same draws whether or not the run was resumed
-        lr = cfg.vae_long_lr if long_phase else cfg.vae_lr * _cosine(step, cfg.vae_steps)
         for group in opt.param_groups:
-            group["lr"] = lr
-        clips = vae_batch(rng, cfg, cfg.vae_long_clip_frames if long_phase else cfg.vae_clip_frames)
-        loss, parts = vae_loss(vae, clips, cfg.vae_thumbnail)
+            group["lr"] = cfg.vae_lr * _cosine(step, cfg.vae_steps)
+        loss, parts = vae_loss(vae, vae_batch(rng, cfg, cfg.vae_clip_frames), cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -209,7 +212,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="vae", step=step, loss=loss.item(), **parts)
-        if (step + 1) % 250 == 0 or step + 1 in (cfg.vae_steps, total):
+        if (step + 1) % 250 == 0 or step + 1 == cfg.vae_steps:
             work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
     return vae.eval().requires_grad_(False)
 
@@ -334,7 +337,7 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, tokenizer: Tokenizer, work
         prompts = ["" if rng.random() < cfg.caption_dropout else bucket["captions"][i] for i in idx]
         ids, mask = tokenizer(prompts, cfg.text_encoder.min_length)
         known = torch.stack([known_frame_mask(rng, x0.shape[2]) for _ in idx])  # (B, T)
-        sigma = torch.sigmoid(torch.from_numpy(rng.normal(0.0, 1.0, cfg.dit_batch)).float())  # logit-normal
+        sigma = torch.sigmoid(torch.from_numpy(rng.normal(cfg.sigma_logit_mean, 1.0, cfg.dit_batch)).float())
         for group in opt.param_groups:
             group["lr"] = cfg.dit_lr * _cosine(step, cfg.dit_steps, warmup=200)
         loss = flow_matching_loss(dit, x0, text(ids, mask), known, sigma)
@@ -397,12 +400,15 @@ def _half(state_dict: dict) -> dict:
 
 
 def train_embedded(out: Path = BUNDLED_DIR, work_dir: Path = Path("runs/train-embedded"),
-                   cfg: TrainConfig = TrainConfig(), minutes_budget: float = math.inf) -> dict[str, Path]:
+                   cfg: TrainConfig = TrainConfig(), minutes_budget: float = math.inf,
+                   threads: int = 1) -> dict[str, Path]:
     """Run (or resume) every stage and write the model files; returns their paths.
 
     `minutes_budget` bounds this call's wall time: the DiT stage stops early to leave room for writing the files.
+    `threads`: torch threads; on a 2-core machine shared with other jobs one is faster than two (two wait on each
+    other), on a quiet one two are about 1.3-1.6x faster.
     """
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(threads)
     work = WorkDir(work_dir)
     start = time.time()
     deadline = start + 60.0 * minutes_budget - 60.0

@@ -8,6 +8,7 @@ Coordinates are in pixels, x to the right and y downwards; frames are float32 `[
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -308,6 +309,35 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
     if scene.objects[0].motion != "still":
         caption += f", both {_pick(rng, _MOVE_VERBS)} {_pick(rng, _DIRECTION_WORDS[scene.objects[0].motion])}"
     return _articles(caption)
+
+
+def caption_words() -> frozenset[str]:
+    """Every word a caption of the world can use: the templates' own words, synonyms, colours and relations."""
+    phrases = [*_SINGLE_TEMPLATES, *_PAIR_TEMPLATES, *COLOURS, *_MOVE_VERBS, "an", "both", "vertical horizontal",
+               "background backdrop gradient from to top bottom left right of",
+               *(w for words in _SHAPE_WORDS.values() for w in words),
+               *(w for words in _DIRECTION_WORDS.values() for w in words),
+               *(w for words in _MOTION_PHRASES.values() for w in words)]
+    return frozenset(word for phrase in phrases for word in words_of(re.sub(r"\{\w+\}", " ", phrase)))
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words of a prompt, as the caption vocabulary counts them."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def unfamiliar_request(prompts: list[str], width: int, height: int) -> str:
+    """A note for the user when a request leaves what the world taught the model ("" when it does not)."""
+    notes = []
+    new_words = sorted({w for prompt in prompts for w in words_of(prompt)} - caption_words())
+    if new_words:
+        notes.append(f"words the model never saw in training steer it little: {', '.join(new_words)} (it knows "
+                     "circles, squares and triangles in ten colours on plain or gradient backgrounds, moving, "
+                     "bouncing, growing or shrinking)")
+    if (width, height) not in SIZES:
+        trained = ", ".join(f"{w}x{h}" for w, h in SIZES)
+        notes.append(f"{width}x{height} is not a size it was trained at ({trained}); expect a weaker result")
+    return "; ".join(notes)
 
 
 # ---------------------------------------------------------------------------------------------------------------

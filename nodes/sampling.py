@@ -2,6 +2,7 @@
 import logging
 
 from ..core.host import Progress
+from ..embedded.world import unfamiliar_request
 from ..sampler import SOLVERS, sample
 
 
@@ -55,5 +56,14 @@ class SpacetimeSampler:
         with Progress("sampling") as progress:
             result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps,
                             cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae)
-        logging.getLogger(__name__).info("Spacetime Sampler: %s", result.info)
-        return ({"samples": result.latent}, result.info)
+        info = "; ".join(filter(None, [result.info, _unfamiliar_note(model, conditioning, latent["samples"])]))
+        logging.getLogger(__name__).info("Spacetime Sampler: %s", info)
+        return ({"samples": result.latent}, info)
+
+
+def _unfamiliar_note(model, conditioning, latent_raw) -> str:
+    """spacetime-mini only: what in the request its procedural world never showed it ("" if nothing)."""
+    if model.config.variant != "spacetime-mini":
+        return ""
+    height, width = (8 * n for n in latent_raw.shape[-2:])  # its VAE has Wan 2.1's layout: 8x8 pixels per latent
+    return unfamiliar_request(conditioning.prompts, width, height)

@@ -62,11 +62,14 @@ def test_infill_keeps_its_keyframes(generate):
     assert result["keyframe_psnr"][0] >= FLOORS["keyframe_psnr"]
 
 
-def test_unknown_words_still_make_a_clip(generate):
-    frames = q._frames(generate("a zebra galloping through a savanna at dusk", seed=0))
+def test_unknown_words_still_make_a_clip_and_are_named(generate):
+    result = generate("a zebra galloping through a savanna at dusk", seed=0)
+    frames = q._frames(result)
     assert frames.shape == (17, 64, 64, 3) and np.isfinite(frames).all()
+    assert "never saw in training" in result.info and "zebra" in result.info and "savanna" in result.info
 
 
-def test_untrained_size_still_makes_a_clip(generate):
-    frames = q._frames(generate("a red circle moving to the right on a blue background", size="80x48", seed=0))
-    assert frames.shape == (17, 48, 80, 3)
+def test_untrained_size_still_makes_a_clip_and_says_so(generate):
+    result = generate("a red circle moving to the right on a blue background", size="80x48", seed=0)
+    assert q._frames(result).shape == (17, 48, 80, 3)
+    assert "80x48 is not a size it was trained at" in result.info and "never saw" not in result.info

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from comfyui_spacetime.embedded.world import (
-    COLOURS, DIRECTIONS, SHAPES, SIZES, WorldConfig, captions, make_clip, render_background, visible_on)
+    COLOURS, DIRECTIONS, SHAPES, SIZES, WorldConfig, caption_words, captions, make_clip, render_background,
+    unfamiliar_request, visible_on, words_of)
 
 SEEDS = range(40)
 
@@ -81,3 +82,15 @@ def test_caption_language_is_varied():
     assert len(set(corpus)) > 250
     assert {"disc", "backdrop", "gradient", "bouncing"} <= set(" ".join(corpus).split())
     assert not any(" a orange" in c or c.startswith("a orange") for c in corpus)
+
+
+def test_caption_words_are_exactly_the_words_captions_use():
+    used = {word for caption in captions(7, 2000) for word in words_of(caption)}
+    assert used == caption_words()
+
+
+def test_unfamiliar_request_names_new_words_and_untrained_sizes():
+    assert unfamiliar_request(["a red circle moving left on a blue background"], 64, 96) == ""
+    note = unfamiliar_request(["0: a red circle", "3: a Zebra at dusk"], 80, 48)
+    assert "never saw in training steer it little: at, dusk, zebra (" in note
+    assert "80x48 is not a size it was trained at (64x64, 96x64, 64x96)" in note
