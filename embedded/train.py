@@ -44,19 +44,24 @@ class TrainConfig:
     vocab_size: int = 400
     caption_corpus: int = 30000
     # VAE: the Wan 2.1 layout at 1/8 of the width, same 4x8x8 compression; trained on 32x32 crops (convolutions do
-    # not care where a crop came from, and small channel counts are slow on a CPU) of whole 17-frame windows: only
-    # from the third latent frame on does the temporal cache hold a chunk that was itself temporally resampled, the
-    # steady state of every longer video, and a VAE trained on 5- and 9-frame clips drifted in colour from there
+    # not care where a crop came from, and small channel counts are slow on a CPU), first of short clips, then of
+    # whole 17-frame windows: only from the third latent frame on does the temporal cache hold a chunk that was
+    # itself temporally resampled, the steady state of every longer video (a VAE that never saw it drifted in colour
+    # from there; one trained on 17-frame clips from the start did not learn at all in 1000 steps)
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    vae_steps: int = 2500
-    vae_batch: int = 2
-    vae_clip_frames: int = 17
+    vae_steps: int = 1500
+    vae_batch: int = 4
+    vae_clip_frames: int = 5
+    vae_long_steps: int = 1000
+    vae_long_batch: int = 2
+    vae_long_clip_frames: int = 17
+    vae_long_lr: float = 3e-4
     vae_crop: int = 32
     vae_lr: float = 1e-3
     vae_thumbnail: float = 2.0
     # pixels far from the clip's background colour weigh this much more: objects cover a few percent of a frame,
     # and an unweighted loss is content to blur them into the background
-    vae_object_weight: float = 4.0
+    vae_object_weight: float = 2.0
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
@@ -67,7 +72,7 @@ class TrainConfig:
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
-    dit_steps: int = 2600
+    dit_steps: int = 2400
     dit_batch: int = 24
     dit_lr: float = 8e-4
     ema_decay: float = 0.995
@@ -118,10 +123,10 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(3, 0, 1, 2) * 2.0 - 1.0
 
 
-def vae_batch(rng: np.random.Generator, cfg: TrainConfig, clip_frames: int) -> torch.Tensor:
+def vae_batch(rng: np.random.Generator, cfg: TrainConfig, clip_frames: int, batch: int) -> torch.Tensor:
     """Random crops [B, 3, T, crop, crop] of world clips; a quarter of batches are single frames (twice as many)."""
     single = rng.random() < 0.25
-    frames, count = (1, 2 * cfg.vae_batch) if single else (clip_frames, cfg.vae_batch)
+    frames, count = (1, 2 * batch) if single else (clip_frames, batch)
     clips = []
     for _ in range(count):
         video, _ = make_clip(int(rng.integers(2**31)), WorldConfig(long_fraction=0.0))
@@ -199,12 +204,20 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
     if "model" in state:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
+    total = cfg.vae_steps + cfg.vae_long_steps
     rng = np.random.default_rng([cfg.seed, 2, state["step"]])
-    bar = tqdm(range(state["step"], cfg.vae_steps), desc="vae", initial=state["step"], total=cfg.vae_steps)
+    bar = tqdm(range(state["step"], total), desc="vae", initial=state["step"], total=total)
     for step in bar:
+        long_phase = step >= cfg.vae_steps
+        if step == cfg.vae_steps:
+            rng = np.random.default_rng([cfg.seed, 2, step])  # the same draws whether or not the run was resumed
+        lr = (cfg.vae_long_lr * _cosine(step - cfg.vae_steps, cfg.vae_long_steps, warmup=50) if long_phase
+              else cfg.vae_lr * _cosine(step, cfg.vae_steps))
         for group in opt.param_groups:
-            group["lr"] = cfg.vae_lr * _cosine(step, cfg.vae_steps)
-        loss, parts = vae_loss(vae, vae_batch(rng, cfg, cfg.vae_clip_frames), cfg)
+            group["lr"] = lr
+        clips = (vae_batch(rng, cfg, cfg.vae_long_clip_frames, cfg.vae_long_batch) if long_phase
+                 else vae_batch(rng, cfg, cfg.vae_clip_frames, cfg.vae_batch))
+        loss, parts = vae_loss(vae, clips, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -212,7 +225,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="vae", step=step, loss=loss.item(), **parts)
-        if (step + 1) % 250 == 0 or step + 1 == cfg.vae_steps:
+        if (step + 1) % 250 == 0 or step + 1 in (cfg.vae_steps, total):
             work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
     return vae.eval().requires_grad_(False)
 

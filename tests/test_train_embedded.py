@@ -1,0 +1,59 @@
+"""`spacetime train-embedded` at a tiny scale: every stage runs, the files load through the real loaders, a finished
+run resumes to the same bytes, and the CLI refuses to mix a fresh run into an old work directory."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from comfyui_spacetime.cli import main
+from comfyui_spacetime.core.loaders import load_model
+from comfyui_spacetime.core.text_encoder import load_text_encoder
+from comfyui_spacetime.embedded.train import TrainConfig, train_embedded
+from comfyui_spacetime.vae import load_vae
+
+TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, vae_steps=2, vae_long_steps=1, dataset_clips=6,
+                           encode_batch=3, dit_steps=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    paths = train_embedded(root / "models", root / "work", TINY)
+    return root, paths
+
+
+def test_every_stage_logs_and_the_files_load(trained):
+    root, paths = trained
+    stages = [json.loads(line)["stage"] for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
+    assert {"vae", "dit", "done"} <= set(stages)
+    model = load_model(paths["dit"])
+    assert model.config.variant == "spacetime-mini" and model.config.per_frame_timesteps
+    vae = load_vae(paths["vae"])
+    assert vae.config.compression == (4, 8, 8) and len(vae.config.latent_mean) == 16
+    text = load_text_encoder(paths["text_encoder"])
+    context = text.encode(["a red circle moving left on a blue background"])
+    assert context.shape[-1] == model.config.text_dim and torch.isfinite(context).all()
+
+
+def test_a_finished_run_resumes_to_the_same_weights(trained, tmp_path):
+    """Resuming trains nothing again; only the preview's least-squares colour fit may differ by float rounding."""
+    root, paths = trained
+    again = train_embedded(tmp_path, root / "work", TINY)
+    for name, path in paths.items():
+        first, second = load_file(path), load_file(again[name])
+        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), name
+    first, second = (json.loads(safe_open(p, "pt").metadata()["spacetime_config"]) for p in (paths["vae"], again["vae"]))
+    assert np.allclose(first.pop("latent_rgb_factors"), second.pop("latent_rgb_factors"), atol=1e-5)
+    assert np.allclose(first.pop("latent_rgb_factors_bias"), second.pop("latent_rgb_factors_bias"), atol=1e-5)
+    assert first == second
+
+
+def test_cli_refuses_a_used_work_dir_without_resume(trained, tmp_path, capsys):
+    root, _ = trained
+    assert main(["train-embedded", "--out", str(tmp_path), "--work-dir", str(root / "work")]) != 0
+    assert "pass --resume to continue it" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
