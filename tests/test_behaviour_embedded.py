@@ -104,16 +104,30 @@ def test_backward_extension_ends_on_the_given_frames(mini, clips):
     assert quality.seam_ratio(video.numpy(), 16) <= max(2.0, SEAM_OVER_VAE * quality.seam_ratio(truth.numpy(), 16))
 
 
-def test_infill_reproduces_keyframes_and_moves_between_them(mini, clips):
+def infill(mini, clip, scene):
+    """Infill of 17 frames between the clip's frames 0 and 16: (generated, VAE round trip of the truth)."""
+    keyframes = Keyframes.from_images(mini.vae, clip[[0, 16]], [0, 16])
+    return decode(mini, generate(mini, scene.caption, 17, keyframes)), round_trip(mini, clip[:17])
+
+
+def test_infill_reproduces_its_keyframes(mini, clips):
     clip, scene = clips[3]
-    video = decode(mini, generate(mini, scene.caption, 17, Keyframes.from_images(mini.vae, clip[[0, 16]], [0, 16])))
-    truth = round_trip(mini, clip[:17])
+    video, truth = infill(mini, clip, scene)
     assert quality.psnr(video[0], clip[0]) >= quality.psnr(truth[0], clip[0]) - 0.5
     assert quality.psnr(video[16], clip[16]) >= quality.psnr(truth[16], clip[16]) - INFILL_MARGIN_DB
-    if quality.position_error(quality.detect_clip(truth.numpy()), scene, [0, 16]) > 4:
-        pytest.skip("the detector cannot find the object even in the VAE's round trip of the true clip, so the "
-                    "in-between position cannot be measured on this model (its VAE is too weak)")
-    assert quality.position_error(quality.detect_clip(video.numpy()), scene, [4, 8, 12]) <= 6  # px
+
+
+@pytest.mark.xfail(reason="spacetime-mini misses it: in-between positions 14 px off where the VAE's round trip of the "
+                          "true clip is 4.3 px off (issue 4)", strict=False)
+def test_infill_moves_between_its_keyframes(mini, clips):
+    """On the clips whose object the detector finds in the VAE's round trip (else the VAE, not infill, is measured)."""
+    readable = [(clip, scene) for clip, scene in clips
+                if quality.position_error(quality.detect_clip(round_trip(mini, clip[:17]).numpy()), scene, [0, 16]) <= 4]
+    if not readable:
+        pytest.skip("the detector finds the object in none of the VAE's round trips of the true clips")
+    for clip, scene in readable:
+        video, _ = infill(mini, clip, scene)
+        assert quality.position_error(quality.detect_clip(video.numpy()), scene, [4, 8, 12]) <= 6  # px
 
 
 @pytest.mark.xfail(reason="spacetime-mini misses the 5/255 target: `spacetime quality --full` measures 41/255 over a 60 s "
