@@ -53,11 +53,12 @@ def _train(args) -> int:
     return 0
 
 
-def _recording(generate, made: list):
-    """`generate` that also keeps (prompt, frames [T, H, W, 3]) of each call, in call order."""
+def _recording(generate, made: list, keep: int):
+    """`generate` that also keeps the frames [T, H, W, 3] of its first `keep` calls, in call order."""
     def wrapped(prompt, **kwargs):
         result = generate(prompt, **kwargs)
-        made.append((prompt, result.frames.detach().cpu().numpy()))
+        if len(made) < keep:
+            made.append(result.frames.detach().cpu().numpy())
         return result
     return wrapped
 
@@ -69,10 +70,13 @@ def _quality(args) -> int:
     from .quality import FULL, QUICK, contact_sheet, format_report, quality_report
 
     made: list = []
-    results = quality_report(_recording(partial(generate, models=load_models()), made), FULL if args.full else QUICK)
+    generate = partial(generate, models=load_models())
+    if args.sheet:  # the first clips are text-to-video ones
+        generate = _recording(generate, made, keep=8)
+    results = quality_report(generate, FULL if args.full else QUICK)
     print(format_report(results))
     if args.sheet:
-        contact_sheet([frames for _, frames in made[:8]], args.sheet)
+        contact_sheet(made, args.sheet)
     if args.json:
         args.json.write_text(json.dumps({k: {"value": v, "cases": n} for k, (v, n) in results.items()}, indent=1))
     return 0
