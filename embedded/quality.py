@@ -2,8 +2,8 @@
 
 The world is synthetic, so a generated frame can be read without a learned model: the background is a plane
 (solid colours and linear gradients are both planar per channel), fitted to the frame's border; object pixels
-are those far from it, grouped by their nearest named colour. From that come colour, shape, motion and
-left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill keyframes,
+are those far from it, grouped by their nearest named colour. From that come object and background colour,
+shape, motion and left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill keyframes,
 background drift over a long chained video). `spacetime quality` prints them against the targets of issue 5.
 
 Frames are float arrays `[T, H, W, 3]` (or one frame `[H, W, 3]`) in 0..1; positions are pixels (x right, y down).
@@ -165,6 +165,12 @@ def colour_ok(detections, scene: Scene) -> bool:
     return set(dominant_colours(detections, len(wanted))) == wanted
 
 
+def background_ok(frames: np.ndarray, scene: Scene) -> bool:
+    """The clip's mean background colour is nearest the prompt's (solid) background colour in the palette."""
+    distances = np.linalg.norm(PALETTE - background_colour(frames), axis=1)
+    return NAMES[int(distances.argmin())] == scene.background.colours[0]
+
+
 def classify_shape(fill: float) -> str:
     """Bounding-box fill ratio: square 1.0, circle pi/4 = 0.785, triangle 0.5 (AA edges move these a little)."""
     if fill >= 0.89:
@@ -288,12 +294,14 @@ def _straight(scenes):
 
 
 def measure_t2v(generate, scenes) -> dict[str, float]:
-    """Colour, shape, direction, other motions and left/right over prompts of held-out scenes."""
-    scores: dict[str, list[bool]] = {"colour": [], "shape": [], "direction": [], "grow/shrink/still": [],
-                                     "left/right": []}
+    """Object and background colour, shape, direction, other motions and left/right over held-out prompts."""
+    scores: dict[str, list[bool]] = {"colour": [], "background": [], "shape": [], "direction": [],
+                                     "grow/shrink/still": [], "left/right": []}
     for i, (_, scene) in enumerate(scenes):
-        detections = detect_clip(_frames(generate(scene.caption, seed=i)))
+        frames = _frames(generate(scene.caption, seed=i))
+        detections = detect_clip(frames)
         scores["colour"].append(colour_ok(detections, scene))
+        scores["background"].append(background_ok(frames, scene))
         if scene.relation is not None:
             scores["left/right"].append(bool(relation_ok(detections, scene)))
             continue
@@ -362,8 +370,8 @@ def format_report(results: dict[str, tuple[float, int]]) -> str:
                  "keyframe_psnr": ">= 25 dB", "drift_255": "<= 5/255"}
     lines = [f"{'measure':<20} {'value':>9} {'target':>10} {'cases':>6}  ok"]
     for name, (value, cases) in results.items():
-        shown = f"{100 * value:.1f}%" if name in ("colour", "shape", "direction", "grow/shrink/still",
-                                                  "left/right") else f"{value:.2f}"
+        shown = f"{100 * value:.1f}%" if name in ("colour", "background", "shape", "direction",
+                                                  "grow/shrink/still", "left/right") else f"{value:.2f}"
         verdict = {True: "yes", False: "NO", None: "-"}[meets_target(name, value)]
         lines.append(f"{name:<20} {shown:>9} {target_of.get(name, '-'):>10} {cases:>6}  {verdict}")
     return "\n".join(lines)
