@@ -1,11 +1,13 @@
 """`spacetime train-embedded`: train the pack's own small model on the procedural world, from scratch, on a CPU.
 
-Four stages, each resumable from a checkpoint in the work directory:
+Five stages, each resumable from a checkpoint in the work directory:
   1. tokenizer  a SentencePiece vocabulary of the caption language (stored in the text-encoder file as `spiece_model`)
-  2. vae        a Wan 2.1 VAE (small widths, same 4x8x8 compression) trained on world clips
-  3. latents    a dataset of world clips encoded once by the frozen VAE, grouped by frame size
-  4. dit        a Wan DiT with per-latent-frame timesteps and a small UMT5 encoder, trained jointly by flow matching
-                with random known-frame masks, so T2V, I2V, extension both ways and infill are all native
+  2. text       a small UMT5 encoder pre-trained to read each caption's scene attributes (text_pretrain.py)
+  3. vae        a Wan 2.1 VAE (small widths, same 4x8x8 compression) trained on world clips
+  4. latents    a dataset of world clips encoded once by the frozen VAE, grouped by frame size
+  5. dit        a Wan DiT with per-latent-frame timesteps, trained by flow matching on the frozen text encoder's
+                output (as Wan trains on a frozen UMT5) with random known-frame masks, so T2V, I2V, extension both
+                ways and infill are all native
 Then the three files are written in the same key layouts as the Comfy-Org files, each with its config in metadata.
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..core.tokenizer import Tokenizer, spiece_tensor, train_spiece_model
 from ..vae.config import VAEConfig
 from ..vae.cache import CausalCache
 from ..vae.wan_vae import WanVAE, decode_chunks
+from .text_pretrain import AttributeProbes, caption_batch, probe_loss
 from .world import SIZES, WorldConfig, captions, make_clip
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "spacetime-mini"
@@ -52,7 +55,7 @@ class TrainConfig:
     vae_steps: int = 1500
     vae_batch: int = 4
     vae_clip_frames: int = 5
-    vae_long_steps: int = 1000
+    vae_long_steps: int = 1500
     vae_long_batch: int = 2
     vae_long_clip_frames: int = 17
     vae_long_lr: float = 3e-4
@@ -61,13 +64,17 @@ class TrainConfig:
     vae_thumbnail: float = 2.0
     # pixels far from the clip's background colour weigh this much more: objects cover a few percent of a frame,
     # and an unweighted loss is content to blur them into the background
-    vae_object_weight: float = 2.0
+    vae_object_weight: float = 4.0
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
-    # text encoder: a small UMT5; prompts padded to 32 tokens
+    # text encoder: a small UMT5; prompts padded to 32 tokens; pre-trained on fresh captions (after 1000 steps of
+    # 128 the probes read every attribute of 96% of held-out captions right), then frozen
     text_encoder: TextEncoderConfig = TextEncoderConfig(vocab_size=400, d_model=128, d_ff=256, num_heads=4, d_kv=32,
                                                         num_layers=2, min_length=32)
+    text_steps: int = 1000
+    text_batch: int = 128
+    text_lr: float = 1e-3
     # DiT: the Wan layout with heads of 128 as in the real models
     dit_dim: int = 256
     dit_ffn: int = 768
@@ -150,7 +157,51 @@ def train_tokenizer(cfg: TrainConfig, work: WorkDir) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Stage 2: VAE
+# Stage 2: the text encoder
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def train_text_encoder(cfg: TrainConfig, tokenizer: Tokenizer, work: WorkDir) -> UMT5Encoder:
+    """Pre-train the UMT5 on fresh captions until attention probes read every scene attribute from its tokens."""
+    torch.manual_seed(cfg.seed + 1)
+    text, probes = UMT5Encoder(cfg.text_encoder), AttributeProbes(cfg.text_encoder.d_model)
+    _init_text_encoder(text)
+    params = list(text.parameters()) + list(probes.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.text_lr, weight_decay=0.01)
+    state = work.load("text") or {"step": 0}
+    if "text" in state:
+        text.load_state_dict(state["text"])
+        probes.load_state_dict(state["probes"])
+        opt.load_state_dict(state["opt"])
+    rng = np.random.default_rng([cfg.seed, 1, state["step"]])
+    bar = tqdm(range(state["step"], cfg.text_steps), desc="text", initial=state["step"], total=cfg.text_steps)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = cfg.text_lr * _cosine(step, cfg.text_steps)
+        batch = caption_batch(rng, tokenizer, cfg.text_batch, cfg.text_encoder.min_length)
+        loss, all_right = probe_loss(text, probes, *batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}", read=f"{all_right:.0%}")
+        if step % 25 == 0:
+            work.log(stage="text", step=step, loss=loss.item(), all_attributes_right=all_right)
+        if (step + 1) % 250 == 0 or step + 1 == cfg.text_steps:
+            work.save("text", {"step": step + 1, "text": text.state_dict(), "probes": probes.state_dict(),
+                               "opt": opt.state_dict()})
+    return text.eval().requires_grad_(False)
+
+
+def _init_text_encoder(text: UMT5Encoder) -> None:
+    """T5-style scaled init, so a randomly initialised small UMT5 starts with unit-scale activations."""
+    for name, p in text.named_parameters():
+        if p.dim() == 2 and "relative_attention_bias" not in name:
+            torch.nn.init.normal_(p, std=p.shape[1] ** -0.5 if "shared" not in name else 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stage 3: VAE
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -238,7 +289,7 @@ def _cosine(step: int, total: int, warmup: int = 100) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Stage 3: the encoded dataset
+# Stage 4: the encoded dataset
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -280,7 +331,7 @@ def fit_latent_rgb(vae: WanVAE, dataset: dict, mean, std) -> tuple[list[list[flo
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Stage 4: DiT + text encoder
+# Stage 5: DiT
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -321,39 +372,47 @@ def flow_matching_loss(dit, x0, context, known, sigma) -> torch.Tensor:
     return ((v - (noise - x0)) ** 2 * weight).sum() / weight.sum().clamp(min=1)
 
 
-def train_dit(cfg: TrainConfig, dataset: dict, stats, tokenizer: Tokenizer, work: WorkDir, deadline: float = math.inf):
+@torch.no_grad()
+def encode_captions(text: UMT5Encoder, tokenizer: Tokenizer, prompts: list[str], min_length: int) -> torch.Tensor:
+    """[N, L, D] contexts of a frozen text encoder; tokenized together so that all share one length L."""
+    ids, mask = tokenizer(prompts, min_length)
+    return torch.cat([text(ids[i:i + 256], mask[i:i + 256]) for i in range(0, len(prompts), 256)])
+
+
+def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokenizer: Tokenizer, work: WorkDir,
+              deadline: float = math.inf) -> WanDiT:
     """Train until `cfg.dit_steps` or the wall-clock `deadline` (then the EMA weights so far are used)."""
     torch.manual_seed(cfg.seed + 4)
-    dit, text = WanDiT(dit_config(cfg)).init_weights(), UMT5Encoder(cfg.text_encoder)
-    _init_text_encoder(text)
-    params = list(dit.parameters()) + list(text.parameters())
+    dit = WanDiT(dit_config(cfg)).init_weights()
+    params = list(dit.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.dit_lr, weight_decay=0.01, betas=(0.9, 0.98))
     ema = [p.detach().clone() for p in params]
     state = work.load("dit") or {"step": 0}
     if "dit" in state:
         dit.load_state_dict(state["dit"])
-        text.load_state_dict(state["text"])
         opt.load_state_dict(state["opt"])
         ema = state["ema"]
     mean, std = (torch.tensor(v)[None, :, None, None, None] for v in stats)
+    # per frame size, [N + 1, L, D]: the empty prompt (what caption dropout trains on), then the clips' captions
+    contexts = {size: encode_captions(text, tokenizer, ["", *bucket["captions"]], cfg.text_encoder.min_length)
+                for size, bucket in dataset.items()}
     rng = np.random.default_rng([cfg.seed, 4, state["step"]])
     sizes = list(dataset)
     bar = tqdm(range(state["step"], cfg.dit_steps), desc="dit", initial=state["step"], total=cfg.dit_steps)
     for step in bar:
         if time.time() > deadline:
-            work.save("dit", {"step": step, "dit": dit.state_dict(), "text": text.state_dict(),
-                              "opt": opt.state_dict(), "ema": ema})
+            work.save("dit", {"step": step, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
             break
-        bucket = dataset[sizes[rng.integers(len(sizes))]]
-        idx = rng.integers(len(bucket["captions"]), size=cfg.dit_batch)
-        x0 = (bucket["latents"][idx] - mean) / std  # (B, C, T, h, w)
-        prompts = ["" if rng.random() < cfg.caption_dropout else bucket["captions"][i] for i in idx]
-        ids, mask = tokenizer(prompts, cfg.text_encoder.min_length)
+        size = sizes[rng.integers(len(sizes))]
+        idx = rng.integers(len(dataset[size]["captions"]), size=cfg.dit_batch)
+        x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)
+        dropped = torch.from_numpy(rng.random(cfg.dit_batch) < cfg.caption_dropout)[:, None, None]
+        context = torch.where(dropped, contexts[size][0], contexts[size][1 + idx])  # (B, L, D)
         known = torch.stack([known_frame_mask(rng, x0.shape[2]) for _ in idx])  # (B, T)
         sigma = torch.sigmoid(torch.from_numpy(rng.normal(cfg.sigma_logit_mean, 1.0, cfg.dit_batch)).float())
         for group in opt.param_groups:
             group["lr"] = cfg.dit_lr * _cosine(step, cfg.dit_steps, warmup=200)
-        loss = flow_matching_loss(dit, x0, text(ids, mask), known, sigma)
+        loss = flow_matching_loss(dit, x0, context, known, sigma)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -365,19 +424,11 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, tokenizer: Tokenizer, work
         if step % 25 == 0:
             work.log(stage="dit", step=step, loss=loss.item())
         if (step + 1) % 250 == 0 or step + 1 == cfg.dit_steps:
-            work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "text": text.state_dict(),
-                              "opt": opt.state_dict(), "ema": ema})
+            work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
     with torch.no_grad():
         for p, e in zip(params, ema):
             p.copy_(e)
-    return dit.eval(), text.eval()
-
-
-def _init_text_encoder(text: UMT5Encoder) -> None:
-    """T5-style scaled init, so a randomly initialised small UMT5 starts with unit-scale activations."""
-    for name, p in text.named_parameters():
-        if p.dim() == 2 and "relative_attention_bias" not in name:
-            torch.nn.init.normal_(p, std=p.shape[1] ** -0.5 if "shared" not in name else 1.0)
+    return dit.eval()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -426,11 +477,12 @@ def train_embedded(out: Path = BUNDLED_DIR, work_dir: Path = Path("runs/train-em
     start = time.time()
     deadline = start + 60.0 * minutes_budget - 60.0
     proto = train_tokenizer(cfg, work)
+    text = train_text_encoder(cfg, Tokenizer(proto), work)
     vae = train_vae(cfg, work)
     dataset = encode_dataset(cfg, vae, work)
     stats = latent_statistics(dataset)
     rgb = fit_latent_rgb(vae, dataset, *stats)
-    dit, text = train_dit(cfg, dataset, stats, Tokenizer(proto), work, deadline)
+    dit = train_dit(cfg, dataset, stats, text, Tokenizer(proto), work, deadline)
     paths = write_models(Path(out), cfg, vae, dit, text, proto, stats, rgb)
     work.log(stage="done", minutes=(time.time() - start) / 60)
     return paths

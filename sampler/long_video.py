@@ -8,7 +8,7 @@ frames, so the subject stays itself. Each window takes the prompt of the shot ru
 
 Drift control: the new frames of every later window are moved to the per-channel latent mean and std of the
 first window (its known and generated frames), so colour and brightness do not wander over a minute. It assumes
-the shots share one look (measured on the bundled model: a 60 s three-shot video drifts 13/255 with it, 40/255
+the shots share one look (measured on the first bundled set: a 60 s three-shot video drifted 13/255 with it, 40/255
 without); turn it off for shots that change setting.
 
 The whole video lives on the CPU (`Timeline`); only one window at a time is on the compute device.

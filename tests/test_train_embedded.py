@@ -16,7 +16,7 @@ from comfyui_spacetime.embedded.train import TrainConfig, train_embedded
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, vae_steps=2, vae_long_steps=1, dataset_clips=6,
-                           encode_batch=3, dit_steps=2)
+                           encode_batch=3, text_steps=2, dit_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
 def test_every_stage_logs_and_the_files_load(trained):
     root, paths = trained
     stages = [json.loads(line)["stage"] for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
-    assert {"vae", "dit", "done"} <= set(stages)
+    assert {"text", "vae", "dit", "done"} <= set(stages)
     model = load_model(paths["dit"])
     assert model.config.variant == "spacetime-mini" and model.config.per_frame_timesteps
     vae = load_vae(paths["vae"])
