@@ -32,8 +32,10 @@ INFILL_MARGIN_DB = 3.0
 # forward; backward 0.66 against the VAE's 0.49, under the 2x target)
 SEAM_OVER_VAE = 1.5
 INFILL_BETWEEN_PX = 3.0  # in-between positions may be this much further off than the round trip's
-# the issue's target; measured 1.5/255 on the shipped set (the previous sets: 13 to 83/255)
+# the issue's target; measured 1.5/255 on the shipped set (the previous sets: 13 to 83/255); decoded in one pass
+# 4.9/255 ("within a few levels", issue 4; `spacetime quality --full`'s single-prompt chain: 12.6/255)
 DRIFT_FLOOR_255 = 5
+DRIFT_ONE_PASS_255 = 8
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +144,10 @@ def test_a_minute_of_three_shots_keeps_its_background(mini):
               "40: a white triangle moving up on a blue background")
     latent = generate(mini, prompt, frames_for_seconds(60, FPS), steps=8)
     assert latent.shape[2] == 121  # 481 frames
-    # the first and the last window, each decoded from a fresh start so both carry the VAE's same warm-up
+    # the first and the last window, each decoded from a fresh start so both carry the VAE's same warm-up: the
+    # latents' drift, which is the sampler's
     first, last = decode(mini, latent[:, :, :5]), decode(mini, latent[:, :, -5:])
     assert quality.drift_255(first.numpy(), last.numpy()) <= DRIFT_FLOOR_255
+    # the whole video decoded in one pass, as a user sees it: the decoder's cache adds its own wander
+    video = decode(mini, latent).numpy()
+    assert quality.drift_255(video[:17], video[-17:]) <= DRIFT_ONE_PASS_255
