@@ -3,8 +3,8 @@
 The world is synthetic, so a generated frame can be read without a learned model: the background is a plane
 (solid colours and linear gradients are both planar per channel), fitted to the frame's border; object pixels
 are those far from it, grouped by their nearest named colour. From that come object and background colour,
-shape, motion and left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill keyframes,
-background drift over a long chained video). `spacetime quality` prints them against the targets of issue 5.
+shape, motion and left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill
+keyframes, background drift over a long chained video). `spacetime quality` prints them against the targets of issue 5.
 
 Frames are float arrays `[T, H, W, 3]` (or one frame `[H, W, 3]`) in 0..1; positions are pixels (x right, y down).
 """
@@ -293,10 +293,13 @@ def _straight(scenes):
     return [(f, s) for f, s in scenes if s.relation is None and s.objects[0].motion in DIRECTIONS]
 
 
+# the text-to-video measures: fractions of prompts, reported in percent
+T2V_MEASURES = ("colour", "background", "shape", "direction", "grow/shrink/still", "left/right")
+
+
 def measure_t2v(generate, scenes) -> dict[str, float]:
     """Object and background colour, shape, direction, other motions and left/right over held-out prompts."""
-    scores: dict[str, list[bool]] = {"colour": [], "background": [], "shape": [], "direction": [],
-                                     "grow/shrink/still": [], "left/right": []}
+    scores: dict[str, list[bool]] = {name: [] for name in T2V_MEASURES}
     for i, (_, scene) in enumerate(scenes):
         frames = _frames(generate(scene.caption, seed=i))
         detections = detect_clip(frames)
@@ -370,8 +373,7 @@ def format_report(results: dict[str, tuple[float, int]]) -> str:
                  "keyframe_psnr": ">= 25 dB", "drift_255": "<= 5/255"}
     lines = [f"{'measure':<20} {'value':>9} {'target':>10} {'cases':>6}  ok"]
     for name, (value, cases) in results.items():
-        shown = f"{100 * value:.1f}%" if name in ("colour", "background", "shape", "direction",
-                                                  "grow/shrink/still", "left/right") else f"{value:.2f}"
+        shown = f"{100 * value:.1f}%" if name in T2V_MEASURES else f"{value:.2f}"
         verdict = {True: "yes", False: "NO", None: "-"}[meets_target(name, value)]
         lines.append(f"{name:<20} {shown:>9} {target_of.get(name, '-'):>10} {cases:>6}  {verdict}")
     return "\n".join(lines)

@@ -64,7 +64,8 @@ class AttributeProbes(nn.Module):
 
 def caption_batch(rng: np.random.Generator, tokenizer: Tokenizer, count: int, min_length: int):
     """(ids [B, L], mask [B, L], labels [B, attributes]) for `count` fresh scenes of the world."""
-    scenes = [sample_scene(rng, WorldConfig(long_fraction=0.0)) for _ in range(count)]
+    world = WorldConfig(long_fraction=0.0)
+    scenes = [sample_scene(rng, world) for _ in range(count)]
     ids, mask = tokenizer([s.caption for s in scenes], min_length)
     labels = torch.tensor([list(scene_labels(s).values()) for s in scenes])
     return ids, mask, labels

@@ -477,12 +477,13 @@ def train_embedded(out: Path = BUNDLED_DIR, work_dir: Path = Path("runs/train-em
     start = time.time()
     deadline = start + 60.0 * minutes_budget - 60.0
     proto = train_tokenizer(cfg, work)
-    text = train_text_encoder(cfg, Tokenizer(proto), work)
+    tokenizer = Tokenizer(proto)
+    text = train_text_encoder(cfg, tokenizer, work)
     vae = train_vae(cfg, work)
     dataset = encode_dataset(cfg, vae, work)
     stats = latent_statistics(dataset)
     rgb = fit_latent_rgb(vae, dataset, *stats)
-    dit = train_dit(cfg, dataset, stats, text, Tokenizer(proto), work, deadline)
+    dit = train_dit(cfg, dataset, stats, text, tokenizer, work, deadline)
     paths = write_models(Path(out), cfg, vae, dit, text, proto, stats, rgb)
     work.log(stage="done", minutes=(time.time() - start) / 60)
     return paths
