@@ -41,6 +41,16 @@ FILE_NAMES = {"dit": "spacetime_mini_dit.safetensors", "text_encoder": "spacetim
 
 
 @dataclass(frozen=True)
+class VAEPhase:
+    """One phase of VAE training: `steps` batches of `batch` clips `clip_frames` long, cosine from `lr`."""
+    steps: int
+    batch: int
+    clip_frames: int
+    lr: float
+    warmup: int
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides the shipped weights; change it and the files change."""
     seed: int = 20261122
@@ -52,19 +62,14 @@ class TrainConfig:
     # itself temporally resampled, the steady state of every longer video (a VAE that never saw it drifted in colour
     # from there; one trained on 17-frame clips from the start did not learn at all in 1000 steps)
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    vae_steps: int = 1500
-    vae_batch: int = 4
-    vae_clip_frames: int = 5
-    vae_long_steps: int = 1500
-    vae_long_batch: int = 2
-    vae_long_clip_frames: int = 17
-    vae_long_lr: float = 3e-4
+    vae_phases: tuple[VAEPhase, ...] = (VAEPhase(steps=1500, batch=4, clip_frames=5, lr=1e-3, warmup=100),
+                                        VAEPhase(steps=1500, batch=2, clip_frames=17, lr=3e-4, warmup=50))
     vae_crop: int = 32
-    vae_lr: float = 1e-3
     vae_thumbnail: float = 2.0
-    # pixels far from the clip's background colour weigh this much more: objects cover a few percent of a frame,
+    # pixels far from the clip's background colour weigh 1 + this: objects cover a few percent of a frame,
     # and an unweighted loss is content to blur them into the background
     vae_object_weight: float = 4.0
+    vae_object_threshold: float = 0.3  # in -1..1 pixel units, any channel
     # dataset of encoded 17-frame clips for the DiT, encoded in batches of one frame size
     dataset_clips: int = 1500
     encode_batch: int = 8
@@ -79,9 +84,14 @@ class TrainConfig:
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
-    dit_steps: int = 2400
+    dit_steps: int = 3000
     dit_batch: int = 24
     dit_lr: float = 8e-4
+    # the same for the DiT: latent elements whose channels lie on average more than 1 (normalized) from the clip's
+    # median (about 5% of them: the objects) weigh 1 + this in the flow-matching loss; without it the DiT paints the
+    # prompt's background and often no object (object colour 10% -> 25% when the shipped DiT was continued with it)
+    dit_object_weight: float = 4.0
+    dit_object_threshold: float = 1.0
     ema_decay: float = 0.995
     caption_dropout: float = 0.1
     # noise levels are logit-normal around this logit: above 0 leans towards high noise, where the prompt decides
@@ -216,17 +226,21 @@ def vae_loss(vae: WanVAE, clips: torch.Tensor, cfg: TrainConfig) -> tuple[torch.
     mean, _ = vae.encode_distribution(clips)
     recon = decode_unclamped(vae, mean)
     error = recon - clips
-    weight = object_weight(clips, cfg.vae_object_weight).expand_as(error)
+    weight = object_weight(clips, cfg.vae_object_weight, cfg.vae_object_threshold).expand_as(error)
     weighted = ((error.abs() + error ** 2) * weight).sum() / weight.sum()
     thumbnail = F.mse_loss(mean[:, :3], latent_thumbnail(clips))
     parts = {"l1": error.abs().mean().item(), "mse": (error ** 2).mean().item(), "thumbnail": thumbnail.item()}
     return weighted + cfg.vae_thumbnail * thumbnail, parts
 
 
-def object_weight(clips: torch.Tensor, extra: float, threshold: float = 0.3) -> torch.Tensor:
-    """[B, 1, T, H, W]: 1 + extra where a pixel is far (> threshold in -1..1) from its clip's median colour."""
-    background = clips.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, 3, 1, 1, 1)
-    far = (clips - background).abs().amax(dim=1, keepdim=True) > threshold
+def object_weight(x: torch.Tensor, extra: float, threshold: float, channel_reduce=torch.amax) -> torch.Tensor:
+    """[B, 1, T, H, W]: 1 + extra where an element of x [B, C, T, H, W] is far from its clip's per-channel median.
+
+    The median of a clip is its background (objects cover a few percent of it). "Far": the channels' deviations,
+    reduced by `channel_reduce` (any channel, for pixels; their mean, for latents), exceed `threshold`.
+    """
+    background = x.flatten(2).median(dim=2).values[:, :, None, None, None]  # (B, C, 1, 1, 1)
+    far = channel_reduce((x - background).abs(), dim=1, keepdim=True) > threshold
     return 1.0 + extra * far.float()
 
 
@@ -250,25 +264,23 @@ def decode_unclamped(vae: WanVAE, z: torch.Tensor) -> torch.Tensor:
 def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
     torch.manual_seed(cfg.seed)
     vae = WanVAE(cfg.vae)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_phases[0].lr, weight_decay=0.0)
     state = work.load("vae") or {"step": 0}
     if "model" in state:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-    total = cfg.vae_steps + cfg.vae_long_steps
+    starts = np.cumsum([0] + [phase.steps for phase in cfg.vae_phases])  # global step where each phase begins
+    total = int(starts[-1])
     rng = np.random.default_rng([cfg.seed, 2, state["step"]])
     bar = tqdm(range(state["step"], total), desc="vae", initial=state["step"], total=total)
     for step in bar:
-        long_phase = step >= cfg.vae_steps
-        if step == cfg.vae_steps:
+        k = int(np.searchsorted(starts, step, side="right")) - 1
+        phase = cfg.vae_phases[k]
+        if step == starts[k]:
             rng = np.random.default_rng([cfg.seed, 2, step])  # the same draws whether or not the run was resumed
-        lr = (cfg.vae_long_lr * _cosine(step - cfg.vae_steps, cfg.vae_long_steps, warmup=50) if long_phase
-              else cfg.vae_lr * _cosine(step, cfg.vae_steps))
         for group in opt.param_groups:
-            group["lr"] = lr
-        clips = (vae_batch(rng, cfg, cfg.vae_long_clip_frames, cfg.vae_long_batch) if long_phase
-                 else vae_batch(rng, cfg, cfg.vae_clip_frames, cfg.vae_batch))
-        loss, parts = vae_loss(vae, clips, cfg)
+            group["lr"] = phase.lr * _cosine(step - starts[k], phase.steps, phase.warmup)
+        loss, parts = vae_loss(vae, vae_batch(rng, cfg, phase.clip_frames, phase.batch), cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -276,7 +288,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="vae", step=step, loss=loss.item(), **parts)
-        if (step + 1) % 250 == 0 or step + 1 in (cfg.vae_steps, total):
+        if (step + 1) % 250 == 0 or step + 1 in starts:
             work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
     return vae.eval().requires_grad_(False)
 
@@ -358,17 +370,17 @@ def known_frame_mask(rng: np.random.Generator, frames: int) -> torch.Tensor:
     return known
 
 
-def flow_matching_loss(dit, x0, context, known, sigma) -> torch.Tensor:
-    """Velocity loss on unknown latent frames; known frames stay clean with timestep 0 (per-frame timesteps).
+def flow_matching_loss(dit, x0, context, known, sigma, element_weight) -> torch.Tensor:
+    """Weighted velocity loss on unknown latent frames; known frames stay clean with timestep 0 (per-frame timesteps).
 
-    x0 [B, C, T, h, w] normalized, known [B, T] bool, sigma [B] in (0, 1).
+    x0 [B, C, T, h, w] normalized, known [B, T] bool, sigma [B] in (0, 1), element_weight [B, 1, T, h, w].
     """
     noise = torch.randn_like(x0)
     sigma_t = sigma[:, None] * (~known)  # (B, T): 0 on known frames
     s = sigma_t[:, None, :, None, None]
     x_t = s * noise + (1 - s) * x0
     v = dit(x_t, sigma_t * 1000.0, context)
-    weight = (~known).float()[:, None, :, None, None].expand_as(v)
+    weight = (element_weight * (~known).float()[:, None, :, None, None]).expand_as(v)
     return ((v - (noise - x0)) ** 2 * weight).sum() / weight.sum().clamp(min=1)
 
 
@@ -412,7 +424,8 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
         sigma = torch.sigmoid(torch.from_numpy(rng.normal(cfg.sigma_logit_mean, 1.0, cfg.dit_batch)).float())
         for group in opt.param_groups:
             group["lr"] = cfg.dit_lr * _cosine(step, cfg.dit_steps, warmup=200)
-        loss = flow_matching_loss(dit, x0, context, known, sigma)
+        weight = object_weight(x0, cfg.dit_object_weight, cfg.dit_object_threshold, channel_reduce=torch.mean)
+        loss = flow_matching_loss(dit, x0, context, known, sigma, weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

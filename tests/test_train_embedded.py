@@ -12,10 +12,12 @@ from safetensors.torch import load_file
 from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
-from comfyui_spacetime.embedded.train import TrainConfig, train_embedded
+from comfyui_spacetime.embedded.train import TrainConfig, VAEPhase, object_weight, train_embedded
 from comfyui_spacetime.vae import load_vae
 
-TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, vae_steps=2, vae_long_steps=1, dataset_clips=6,
+TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
+                           vae_phases=(VAEPhase(steps=2, batch=4, clip_frames=5, lr=1e-3, warmup=100),
+                                       VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50)),
                            encode_batch=3, text_steps=2, dit_steps=2)
 
 
@@ -57,3 +59,15 @@ def test_cli_refuses_a_used_work_dir_without_resume(trained, tmp_path, capsys):
     assert main(["train-embedded", "--out", str(tmp_path), "--work-dir", str(root / "work")]) != 0
     assert "pass --resume to continue it" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_object_weight_marks_what_stands_out_from_the_clip_background():
+    clip = torch.zeros(2, 4, 3, 4, 4)  # (B, C, T, H, W): a flat background
+    clip[0, :, 1, 2, 2] = 2.0  # an object in every channel
+    clip[1, 0, 2, 0, 0] = 2.0  # one channel off: far by the largest channel, not by the mean
+    any_channel = object_weight(clip, 4.0, threshold=1.0)
+    mean_channel = object_weight(clip, 4.0, threshold=1.0, channel_reduce=torch.mean)
+    assert any_channel.shape == (2, 1, 3, 4, 4)
+    assert any_channel[0, 0, 1, 2, 2] == 5.0 and any_channel[1, 0, 2, 0, 0] == 5.0
+    assert mean_channel[0, 0, 1, 2, 2] == 5.0 and mean_channel[1, 0, 2, 0, 0] == 1.0
+    assert any_channel.sum() == 2 * 48 + 2 * 4.0 and mean_channel.sum() == 2 * 48 + 4.0
