@@ -74,8 +74,20 @@ function ownProblems(log) {
 // ---- template browser --------------------------------------------------------------------------------------
 
 async function openTemplate(page, name) {
-  await page.evaluate(() => window.app.extensionManager.command.execute("Comfy.BrowseTemplates"));
-  await page.getByRole("option", { name: opts.pack }).first().click();
+  // While ComfyUI starts, its first-run template dialog can open late or close under us (the command toggles the
+  // dialog), so open it only when it is not showing, and try again if the click loses it.
+  const packFolder = page.getByRole("option", { name: opts.pack }).first();
+  for (let attempt = 1; ; attempt++) {
+    if (!(await packFolder.isVisible())) {
+      await page.evaluate(() => window.app.extensionManager.command.execute("Comfy.BrowseTemplates"));
+    }
+    try {
+      await packFolder.click({ timeout: 5_000 });
+      break;
+    } catch (error) {
+      if (attempt === 6) throw error;
+    }
+  }
   await page.getByPlaceholder(/search/i).fill(name);
   const card = page.locator(`[data-testid="template-workflow-${name}"]`);
   await card.click({ timeout: 30_000 });
