@@ -89,7 +89,7 @@ class TrainConfig:
     dit_lr: float = 8e-4
     # the same for the DiT: latent elements whose channels lie on average more than 1 (normalized) from the clip's
     # median (about 5% of them: the objects) weigh 1 + this in the flow-matching loss; without it the DiT paints the
-    # prompt's background and often no object (object colour 10% -> 25% when the shipped DiT was continued with it)
+    # prompt's background and often no object (with it, object colour 10% -> 40%: docs/EMBEDDED.md)
     dit_object_weight: float = 4.0
     dit_object_threshold: float = 1.0
     ema_decay: float = 0.995
