@@ -98,11 +98,16 @@ def _coverage(frame: np.ndarray, background: np.ndarray, colour: np.ndarray) -> 
     return np.clip(amount, 0.0, 1.0)
 
 
+def nearest_named(rgb: np.ndarray) -> np.ndarray:
+    """Index into NAMES / PALETTE of the named colour nearest each colour of `rgb` [..., 3]."""
+    return np.argmin(np.linalg.norm(rgb[..., None, :] - PALETTE, axis=-1), axis=-1)
+
+
 def detect(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[Blob]:
     """The objects in one frame `[H, W, 3]`, largest first."""
     background = background_plane(frame, config)
     foreground = np.linalg.norm(frame - background, axis=-1) > config.object_distance  # (H, W)
-    labels = np.argmin(np.linalg.norm(frame[..., None, :] - PALETTE, axis=-1), axis=-1)  # (H, W) nearest named
+    labels = nearest_named(frame)  # (H, W)
     ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]].astype(np.float32) + 0.5
     blobs = []
     for k in np.unique(labels[foreground]):
@@ -167,8 +172,7 @@ def colour_ok(detections, scene: Scene) -> bool:
 
 def background_ok(frames: np.ndarray, scene: Scene) -> bool:
     """The clip's mean background colour is nearest the prompt's (solid) background colour in the palette."""
-    distances = np.linalg.norm(PALETTE - background_colour(frames), axis=1)
-    return NAMES[int(distances.argmin())] == scene.background.colours[0]
+    return NAMES[int(nearest_named(background_colour(frames)))] == scene.background.colours[0]
 
 
 def classify_shape(fill: float) -> str:

@@ -131,8 +131,7 @@ def test_infill_reproduces_its_keyframes(mini, clips):
 
 def test_infill_moves_between_its_keyframes(mini, clips):
     """On the clips whose object the detector finds in the VAE's round trip (else the VAE, not infill, is measured):
-    the in-between positions are as close to the truth as the round trip's own (measured on the shipped set, one
-    readable clip: 5.6 px against the round trip's 4.1; the previous set was 14 px off)."""
+    the in-between positions are as close to the truth as the round trip's own (measured: see INFILL_BETWEEN_PX)."""
     between = [4, 8, 12]
     readable = [(clip, scene, quality.detect_clip(round_trip(mini, clip[:17]).numpy())) for clip, scene in clips]
     readable = [(clip, scene, truth) for clip, scene, truth in readable
