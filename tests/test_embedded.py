@@ -55,7 +55,7 @@ def test_files_are_small_and_carry_their_configs():
 
 
 def test_text_to_video_draws_the_named_colours(generate):
-    result = q.measure_t2v(generate, q.eval_scenes(q.QUICK.t2v))
+    result = q.measure_t2v(lambda i, scene: q._frames(generate(scene.caption, seed=i)), q.eval_scenes(q.QUICK.t2v))
     assert result["background"][0] >= FLOORS["background"]
     assert result["colour"][0] >= FLOORS["colour"]
 

@@ -74,3 +74,26 @@ def test_psnr_seam_and_drift_maths():
 def test_position_error_zero_on_ground_truth(detected):
     d, scene = next((d, s) for d, s in detected if s.relation is None)
     assert q.position_error(d, scene, list(range(1, 16))) < 0.5
+
+
+class _PixelVAE:
+    """A 'VAE' whose latent is the pixels themselves, optionally flattened to each frame's mean colour."""
+
+    def __init__(self, flatten: bool):
+        self.flatten = flatten
+
+    def encode(self, pixels):
+        return pixels.mean(dim=(3, 4), keepdim=True).expand_as(pixels) if self.flatten else pixels
+
+    def decode(self, latent):
+        return latent
+
+
+def test_round_trip_ceiling_reads_what_the_vae_keeps():
+    config = q.ReportConfig(t2v=6)
+    perfect = q.round_trip_ceiling(_PixelVAE(flatten=False), config)
+    assert perfect["colour"] == (1.0, 6) and perfect["background"][0] == 1.0
+    flat = q.round_trip_ceiling(_PixelVAE(flatten=True), config)
+    assert flat["colour"][0] == 0.0  # no object survives a VAE that keeps only the mean colour
+    table = q.format_report({"colour": (0.5, 6), "i2v_psnr": (26.0, 3)}, perfect)
+    assert "VAE round trip" in table and "100.0%" in table.splitlines()[1] and table.splitlines()[2].endswith("-")
