@@ -41,13 +41,33 @@ FILE_NAMES = {"dit": "spacetime_mini_dit.safetensors", "text_encoder": "spacetim
 
 
 @dataclass(frozen=True)
-class VAEPhase:
-    """One phase of VAE training: `steps` batches of `batch` clips `clip_frames` long, cosine from `lr`."""
+class Phase:
+    """One cycle of a learning-rate schedule: `warmup` steps of linear warm-up to `lr`, then cosine decay to 10%."""
     steps: int
-    batch: int
-    clip_frames: int
     lr: float
     warmup: int
+
+
+@dataclass(frozen=True)
+class VAEPhase(Phase):
+    """A VAE phase also fixes its batches: `batch` clips `clip_frames` long."""
+    batch: int
+    clip_frames: int
+
+
+def phase_at(phases: tuple[Phase, ...], step: int) -> tuple[Phase, int]:
+    """The phase a global `step` falls in and the global step it began at."""
+    start = 0
+    for phase in phases:
+        if step < start + phase.steps:
+            return phase, start
+        start += phase.steps
+    raise ValueError(f"step {step} is past the last phase (total {start} steps)")
+
+
+def phase_lr(phases: tuple[Phase, ...], step: int) -> float:
+    phase, start = phase_at(phases, step)
+    return phase.lr * _cosine(step - start, phase.steps, phase.warmup)
 
 
 @dataclass(frozen=True)
@@ -84,9 +104,9 @@ class TrainConfig:
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
-    dit_steps: int = 3000
+    # one cosine cycle: a second of 1500 steps from 4e-4 gained little for its 25 min (docs/EMBEDDED.md)
+    dit_phases: tuple[Phase, ...] = (Phase(steps=3000, lr=8e-4, warmup=200),)
     dit_batch: int = 24
-    dit_lr: float = 8e-4
     # the same for the DiT: latent elements whose channels lie on average more than 1 (normalized) from the clip's
     # median (about 5% of them: the objects) weigh 1 + this in the flow-matching loss; without it the DiT paints the
     # prompt's background and often no object (with it, object colour 10% -> 40%: docs/EMBEDDED.md)
@@ -269,17 +289,15 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
     if "model" in state:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-    starts = np.cumsum([0] + [phase.steps for phase in cfg.vae_phases])  # global step where each phase begins
-    total = int(starts[-1])
+    total = sum(phase.steps for phase in cfg.vae_phases)
     rng = np.random.default_rng([cfg.seed, 2, state["step"]])
     bar = tqdm(range(state["step"], total), desc="vae", initial=state["step"], total=total)
     for step in bar:
-        k = int(np.searchsorted(starts, step, side="right")) - 1
-        phase = cfg.vae_phases[k]
-        if step == starts[k]:
+        phase, start = phase_at(cfg.vae_phases, step)
+        if step == start:
             rng = np.random.default_rng([cfg.seed, 2, step])  # the same draws whether or not the run was resumed
         for group in opt.param_groups:
-            group["lr"] = phase.lr * _cosine(step - starts[k], phase.steps, phase.warmup)
+            group["lr"] = phase_lr(cfg.vae_phases, step)
         loss, parts = vae_loss(vae, vae_batch(rng, cfg, phase.clip_frames, phase.batch), cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -288,7 +306,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="vae", step=step, loss=loss.item(), **parts)
-        if (step + 1) % 250 == 0 or step + 1 in starts:
+        if (step + 1) % 250 == 0 or step + 1 == start + phase.steps:
             work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
     return vae.eval().requires_grad_(False)
 
@@ -393,11 +411,11 @@ def encode_captions(text: UMT5Encoder, tokenizer: Tokenizer, prompts: list[str],
 
 def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokenizer: Tokenizer, work: WorkDir,
               deadline: float = math.inf) -> WanDiT:
-    """Train until `cfg.dit_steps` or the wall-clock `deadline` (then the EMA weights so far are used)."""
+    """Train through `cfg.dit_phases` or until the wall-clock `deadline` (then the EMA weights so far are used)."""
     torch.manual_seed(cfg.seed + 4)
     dit = WanDiT(dit_config(cfg)).init_weights()
     params = list(dit.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.dit_lr, weight_decay=0.01, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(params, lr=cfg.dit_phases[0].lr, weight_decay=0.01, betas=(0.9, 0.98))
     ema = [p.detach().clone() for p in params]
     state = work.load("dit") or {"step": 0}
     if "dit" in state:
@@ -410,11 +428,15 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
                 for size, bucket in dataset.items()}
     rng = np.random.default_rng([cfg.seed, 4, state["step"]])
     sizes = list(dataset)
-    bar = tqdm(range(state["step"], cfg.dit_steps), desc="dit", initial=state["step"], total=cfg.dit_steps)
+    total = sum(phase.steps for phase in cfg.dit_phases)
+    bar = tqdm(range(state["step"], total), desc="dit", initial=state["step"], total=total)
     for step in bar:
         if time.time() > deadline:
             work.save("dit", {"step": step, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
             break
+        phase, start = phase_at(cfg.dit_phases, step)
+        if step == start:
+            rng = np.random.default_rng([cfg.seed, 4, step])  # the same draws whether or not the run was resumed
         size = sizes[rng.integers(len(sizes))]
         idx = rng.integers(len(dataset[size]["captions"]), size=cfg.dit_batch)
         x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)
@@ -423,7 +445,7 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
         known = torch.stack([known_frame_mask(rng, x0.shape[2]) for _ in idx])  # (B, T)
         sigma = torch.sigmoid(torch.from_numpy(rng.normal(cfg.sigma_logit_mean, 1.0, cfg.dit_batch)).float())
         for group in opt.param_groups:
-            group["lr"] = cfg.dit_lr * _cosine(step, cfg.dit_steps, warmup=200)
+            group["lr"] = phase_lr(cfg.dit_phases, step)
         weight = object_weight(x0, cfg.dit_object_weight, cfg.dit_object_threshold, channel_reduce=torch.mean)
         loss = flow_matching_loss(dit, x0, context, known, sigma, weight)
         opt.zero_grad(set_to_none=True)
@@ -436,7 +458,7 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="dit", step=step, loss=loss.item())
-        if (step + 1) % 250 == 0 or step + 1 == cfg.dit_steps:
+        if (step + 1) % 250 == 0 or step + 1 == start + phase.steps:
             work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
     with torch.no_grad():
         for p, e in zip(params, ema):

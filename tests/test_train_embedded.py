@@ -12,13 +12,15 @@ from safetensors.torch import load_file
 from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
-from comfyui_spacetime.embedded.train import TrainConfig, VAEPhase, object_weight, train_embedded
+from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, object_weight, phase_at, phase_lr,
+                                              train_embedded)
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                            vae_phases=(VAEPhase(steps=2, batch=4, clip_frames=5, lr=1e-3, warmup=100),
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50)),
-                           encode_batch=3, text_steps=2, dit_steps=2)
+                           encode_batch=3, text_steps=2,
+                           dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)))
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +73,13 @@ def test_object_weight_marks_what_stands_out_from_the_clip_background():
     assert any_channel[0, 0, 1, 2, 2] == 5.0 and any_channel[1, 0, 2, 0, 0] == 5.0
     assert mean_channel[0, 0, 1, 2, 2] == 5.0 and mean_channel[1, 0, 2, 0, 0] == 1.0
     assert any_channel.sum() == 2 * 48 + 2 * 4.0 and mean_channel.sum() == 2 * 48 + 4.0
+
+
+def test_phases_run_one_after_another_each_with_its_own_warm_up_and_decay():
+    phases = (Phase(steps=10, lr=1.0, warmup=2), Phase(steps=5, lr=0.5, warmup=1))
+    assert phase_at(phases, 0) == (phases[0], 0) and phase_at(phases, 9) == (phases[0], 0)
+    assert phase_at(phases, 10) == (phases[1], 10) and phase_at(phases, 14) == (phases[1], 10)
+    assert [phase_lr(phases, step) for step in (0, 1, 10)] == [0.5, 1.0, 0.5]  # warm-up, peak, restart at the new peak
+    assert phase_lr(phases, 9) < phase_lr(phases, 2) and phase_lr(phases, 14) < phase_lr(phases, 12) < 0.5  # decay
+    with pytest.raises(ValueError, match="past the last phase"):
+        phase_at(phases, 15)
