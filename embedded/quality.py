@@ -214,9 +214,10 @@ def relation_ok(detections, scene: Scene) -> bool | None:
     """For two objects: objects[0] is on the stated side of objects[1] (median x over the clip)."""
     if scene.relation is None:
         return None
-    xs = [np.nanmedian(track(detections, o.colour).centers[:, 0]) for o in scene.objects]
-    if any(np.isnan(xs)):
-        return False
+    tracks = [track(detections, o.colour) for o in scene.objects]
+    if not all(t.found.any() for t in tracks):
+        return False  # an object that never appears is on no side
+    xs = [np.median(t.centers[t.found, 0]) for t in tracks]
     return bool(xs[0] < xs[1]) == (scene.relation == "left of")
 
 

@@ -1,5 +1,7 @@
 """The analytic detector reads the world's own clips (its ground truth) correctly; the measures are exact where
 the maths is."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,9 @@ def test_swapped_relation_is_caught(detected):
     d, scene = next((d, s) for d, s in detected if s.relation is not None)
     flipped = replace(scene, relation="right of" if scene.relation == "left of" else "left of")
     assert q.relation_ok(d, scene) and not q.relation_ok(d, flipped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clip where neither object appears is a miss, quietly
+        assert q.relation_ok([[] for _ in d], scene) is False
 
 
 def test_wrong_colour_and_direction_are_caught():
