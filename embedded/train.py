@@ -36,6 +36,7 @@ from .text_pretrain import AttributeProbes, caption_batch, probe_loss
 from .world import SIZES, WorldConfig, captions, make_clip
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "spacetime-mini"
+CHECKPOINT_EVERY = 250  # steps between a stage's checkpoints (and at the end of each phase)
 FILE_NAMES = {"dit": "spacetime_mini_dit.safetensors", "text_encoder": "spacetime_mini_umt5.safetensors",
               "vae": "spacetime_mini_vae.safetensors"}
 
@@ -150,6 +151,24 @@ class WorkDir:
             f.write(json.dumps(record) + "\n")
 
 
+def stage_rng(cfg: TrainConfig, stage: int, state: dict) -> np.random.Generator:
+    """A stage's batch generator: a fresh one for a fresh stage, else where the checkpoint `state` left it.
+
+    Together with torch's generator (the DiT's noise), restored here too, a resumed run draws exactly the batches
+    and noise of an uninterrupted one.
+    """
+    rng = np.random.default_rng([cfg.seed, stage, 0])
+    if "random" in state:
+        rng.bit_generator.state = state["random"]["numpy"]
+        torch.set_rng_state(state["random"]["torch"])
+    return rng
+
+
+def random_state(rng: np.random.Generator) -> dict:
+    """What `stage_rng` needs to carry on from here."""
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------------------------
@@ -203,7 +222,7 @@ def train_text_encoder(cfg: TrainConfig, tokenizer: Tokenizer, work: WorkDir) ->
         text.load_state_dict(state["text"])
         probes.load_state_dict(state["probes"])
         opt.load_state_dict(state["opt"])
-    rng = np.random.default_rng([cfg.seed, 1, state["step"]])
+    rng = stage_rng(cfg, 1, state)
     bar = tqdm(range(state["step"], cfg.text_steps), desc="text", initial=state["step"], total=cfg.text_steps)
     for step in bar:
         for group in opt.param_groups:
@@ -217,9 +236,9 @@ def train_text_encoder(cfg: TrainConfig, tokenizer: Tokenizer, work: WorkDir) ->
         bar.set_postfix(loss=f"{loss.item():.4f}", read=f"{all_right:.0%}")
         if step % 25 == 0:
             work.log(stage="text", step=step, loss=loss.item(), all_attributes_right=all_right)
-        if (step + 1) % 250 == 0 or step + 1 == cfg.text_steps:
+        if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == cfg.text_steps:
             work.save("text", {"step": step + 1, "text": text.state_dict(), "probes": probes.state_dict(),
-                               "opt": opt.state_dict()})
+                               "opt": opt.state_dict(), "random": random_state(rng)})
     return text.eval().requires_grad_(False)
 
 
@@ -290,12 +309,12 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
     total = sum(phase.steps for phase in cfg.vae_phases)
-    rng = np.random.default_rng([cfg.seed, 2, state["step"]])
+    rng = stage_rng(cfg, 2, state)
     bar = tqdm(range(state["step"], total), desc="vae", initial=state["step"], total=total)
     for step in bar:
         phase, start = phase_at(cfg.vae_phases, step)
         if step == start:
-            rng = np.random.default_rng([cfg.seed, 2, step])  # the same draws whether or not the run was resumed
+            rng = np.random.default_rng([cfg.seed, 2, step])  # each phase draws from its own seed
         for group in opt.param_groups:
             group["lr"] = phase_lr(cfg.vae_phases, step)
         loss, parts = vae_loss(vae, vae_batch(rng, cfg, phase.clip_frames, phase.batch), cfg)
@@ -306,8 +325,9 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="vae", step=step, loss=loss.item(), **parts)
-        if (step + 1) % 250 == 0 or step + 1 == start + phase.steps:
-            work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict()})
+        if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == start + phase.steps:
+            work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict(),
+                              "random": random_state(rng)})
     return vae.eval().requires_grad_(False)
 
 
@@ -426,17 +446,18 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
     # per frame size, [N + 1, L, D]: the empty prompt (what caption dropout trains on), then the clips' captions
     contexts = {size: encode_captions(text, tokenizer, ["", *bucket["captions"]], cfg.text_encoder.min_length)
                 for size, bucket in dataset.items()}
-    rng = np.random.default_rng([cfg.seed, 4, state["step"]])
+    rng = stage_rng(cfg, 4, state)
     sizes = list(dataset)
     total = sum(phase.steps for phase in cfg.dit_phases)
     bar = tqdm(range(state["step"], total), desc="dit", initial=state["step"], total=total)
     for step in bar:
         if time.time() > deadline:
-            work.save("dit", {"step": step, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
+            work.save("dit", {"step": step, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                              "random": random_state(rng)})
             break
         phase, start = phase_at(cfg.dit_phases, step)
         if step == start:
-            rng = np.random.default_rng([cfg.seed, 4, step])  # the same draws whether or not the run was resumed
+            rng = np.random.default_rng([cfg.seed, 4, step])  # each phase draws from its own seed
         size = sizes[rng.integers(len(sizes))]
         idx = rng.integers(len(dataset[size]["captions"]), size=cfg.dit_batch)
         x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)
@@ -458,8 +479,9 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % 25 == 0:
             work.log(stage="dit", step=step, loss=loss.item())
-        if (step + 1) % 250 == 0 or step + 1 == start + phase.steps:
-            work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema})
+        if (step + 1) % CHECKPOINT_EVERY == 0 or step + 1 == start + phase.steps:
+            work.save("dit", {"step": step + 1, "dit": dit.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                              "random": random_state(rng)})
     with torch.no_grad():
         for p, e in zip(params, ema):
             p.copy_(e)

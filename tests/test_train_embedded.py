@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
+from comfyui_spacetime.embedded import train
 from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, object_weight, phase_at, phase_lr,
                                               train_embedded)
 from comfyui_spacetime.vae import load_vae
@@ -54,6 +55,29 @@ def test_a_finished_run_resumes_to_the_same_weights(trained, tmp_path):
     assert np.allclose(first.pop("latent_rgb_factors"), second.pop("latent_rgb_factors"), atol=1e-5)
     assert np.allclose(first.pop("latent_rgb_factors_bias"), second.pop("latent_rgb_factors_bias"), atol=1e-5)
     assert first == second
+
+
+@pytest.mark.parametrize("stage_loss", ["vae_loss", "flow_matching_loss"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(trained, tmp_path, monkeypatch, stage_loss):
+    """Ctrl-C in the middle of a phase, then resume: the same batches and noise, so the same files."""
+    _, paths = trained
+    monkeypatch.setattr(train, "CHECKPOINT_EVERY", 1)
+    real_loss, calls = getattr(train, stage_loss), []
+
+    def interrupted_after_one_step(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train, stage_loss, interrupted_after_one_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_embedded(tmp_path / "models", tmp_path / "work", TINY)
+    monkeypatch.setattr(train, stage_loss, real_loss)
+    resumed = train_embedded(tmp_path / "models", tmp_path / "work", TINY)
+    for name, path in paths.items():
+        first, second = load_file(path), load_file(resumed[name])
+        assert all(torch.equal(first[k], second[k]) for k in first), name
 
 
 def test_cli_refuses_a_used_work_dir_without_resume(trained, tmp_path, capsys):
