@@ -19,7 +19,9 @@ from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                            vae_phases=(VAEPhase(steps=2, batch=4, clip_frames=5, lr=1e-3, warmup=100),
-                                       VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50)),
+                                       VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50),
+                                       VAEPhase(steps=1, batch=2, clip_frames=17, lr=5e-4, warmup=50,
+                                                decoder_only=True)),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)))
 
@@ -107,3 +109,14 @@ def test_phases_run_one_after_another_each_with_its_own_warm_up_and_decay():
     assert phase_lr(phases, 9) < phase_lr(phases, 2) and phase_lr(phases, 14) < phase_lr(phases, 12) < 0.5  # decay
     with pytest.raises(ValueError, match="past the last phase"):
         phase_at(phases, 15)
+
+
+def test_a_decoder_only_phase_leaves_the_encoder_and_so_the_latents_alone(tmp_path):
+    both = dataclasses.replace(TINY, vae_phases=TINY.vae_phases[:2])
+    work = train.WorkDir(tmp_path)
+    before = {k: v.clone() for k, v in train.train_vae(both, work).state_dict().items()}
+    after = train.train_vae(TINY, work).state_dict()  # resumes into the decoder-only phase
+    encoding = [k for k in before if k.startswith(("encoder.", "conv1."))]
+    decoding = [k for k in before if k.startswith(("decoder.", "conv2."))]
+    assert encoding and all(torch.equal(before[k], after[k]) for k in encoding)
+    assert any(not torch.equal(before[k], after[k]) for k in decoding)
