@@ -373,10 +373,11 @@ def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
     """A clip `[T, H, W, 3]` encoded and decoded by `vae` (a WanVAE)."""
     import torch
 
+    from ..nodes.vae_nodes import image_to_pixels, pixels_to_image
+
     with torch.inference_mode():
-        pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None] * 2.0 - 1.0  # (1, 3, T, H, W)
-        decoded = vae.decode(vae.encode(pixels))[0]
-    return (decoded.permute(1, 2, 3, 0).float().numpy() + 1.0) / 2.0
+        decoded = vae.decode(vae.encode(image_to_pixels(torch.from_numpy(np.ascontiguousarray(frames)))))[0]
+    return pixels_to_image(decoded).numpy()
 
 
 def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:
