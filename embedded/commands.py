@@ -36,6 +36,10 @@ def add_embedded_commands(subparsers) -> None:
     size.add_argument("--full", dest="full", action="store_true", help="full set (60 prompts, 60 s drift)")
     quality.add_argument("--json", type=Path, help="also write the results as JSON here")
     quality.add_argument("--sheet", type=Path, help="also write a contact sheet PNG of the first text-to-video clips")
+    quality.add_argument("--reliance", action="store_true",
+                         help="also measure which parts of a prompt the DiT reads: its loss on held-out clips with "
+                              "the motion reversed, the colour changed or no caption, against the true captions "
+                              "(~30 s; docs/EMBEDDED.md)")
     quality.set_defaults(func=_quality, full=False)
 
 
@@ -69,6 +73,7 @@ def _quality(args) -> int:
 
     from ..pipeline import generate, load_models
     from .quality import FULL, QUICK, contact_sheet, format_report, quality_report, round_trip_ceiling
+    from .reliance import format_reliance, prompt_reliance
 
     made: list = []
     models = load_models()
@@ -79,10 +84,16 @@ def _quality(args) -> int:
     results = quality_report(generate, config)
     ceiling = round_trip_ceiling(models.vae, config)
     print(format_report(results, ceiling))
+    reliance = prompt_reliance(models) if args.reliance else {}
+    if reliance:
+        print("\nDiT loss with altered captions, as a multiple of its loss with the true ones (1.00x: not read)")
+        print(format_reliance(reliance))
     if args.sheet:
         contact_sheet(made, args.sheet)
     if args.json:
         rows = {k: {"value": v, "cases": n} | ({"vae_round_trip": ceiling[k][0]} if k in ceiling else {})
                 for k, (v, n) in results.items()}
+        if reliance:
+            rows["reliance"] = [{"task": task, "noise": sigma, **row} for (task, sigma), row in reliance.items()]
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -417,12 +417,13 @@ def known_frame_mask(rng: np.random.Generator, frames: int) -> torch.Tensor:
     return known
 
 
-def flow_matching_loss(dit, x0, context, known, sigma, element_weight) -> torch.Tensor:
+def flow_matching_loss(dit, x0, context, known, sigma, element_weight, noise=None) -> torch.Tensor:
     """Weighted velocity loss on unknown latent frames; known frames stay clean with timestep 0 (per-frame timesteps).
 
-    x0 [B, C, T, h, w] normalized, known [B, T] bool, sigma [B] in (0, 1), element_weight [B, 1, T, h, w].
+    x0 [B, C, T, h, w] normalized, known [B, T] bool, sigma [B] in (0, 1), element_weight [B, 1, T, h, w];
+    noise like x0, drawn here unless given (embedded/reliance.py compares captions on the same noise).
     """
-    noise = torch.randn_like(x0)
+    noise = torch.randn_like(x0) if noise is None else noise
     sigma_t = sigma[:, None] * (~known)  # (B, T): 0 on known frames
     s = sigma_t[:, None, :, None, None]
     x_t = s * noise + (1 - s) * x0

@@ -25,12 +25,19 @@ MOVING = q._straight(q.eval_scenes(12, q.EVAL_SEED + 100_000))
 
 
 @pytest.fixture(scope="module")
-def generate():
+def models():
+    from comfyui_spacetime.pipeline import load_models
+
+    return load_models()
+
+
+@pytest.fixture(scope="module")
+def generate(models):
     from functools import partial
 
-    from comfyui_spacetime.pipeline import generate, load_models
+    from comfyui_spacetime.pipeline import generate
 
-    return partial(generate, models=load_models())
+    return partial(generate, models=models)
 
 
 def _metadata(folder: str) -> dict:
@@ -58,6 +65,18 @@ def test_text_to_video_draws_the_named_colours(generate):
     result = q.measure_t2v(lambda i, scene: q._frames(generate(scene.caption, seed=i)), q.eval_scenes(q.QUICK.t2v))
     assert result["background"][0] >= FLOORS["background"]
     assert result["colour"][0] >= FLOORS["colour"]
+
+
+def test_the_dit_reads_the_colour_words(models):
+    """Changing the object's colour in a caption, or dropping the caption, raises the DiT's loss on held-out clips.
+
+    Measured on these 24 clips at noise 0.8, text only: other colour 1.50x, no caption 1.42x (reversed motion 0.99x:
+    the DiT ignores the direction, docs/EMBEDDED.md). A DiT deaf to the prompt would read 1.00x everywhere.
+    """
+    from comfyui_spacetime.embedded.reliance import prompt_reliance
+
+    row = prompt_reliance(models, clips=24, sigmas=(0.8,))[("text only", 0.8)]
+    assert row["other colour"] >= 1.2 and row["no caption"] >= 1.15
 
 
 def test_image_to_video_keeps_the_image(generate):

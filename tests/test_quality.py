@@ -102,3 +102,19 @@ def test_round_trip_ceiling_reads_what_the_vae_keeps():
     assert flat["colour"][0] == 0.0  # no object survives a VAE that keeps only the mean colour
     table = q.format_report({"colour": (0.5, 6), "i2v_psnr": (26.0, 3)}, perfect)
     assert "VAE round trip" in table and "100.0%" in table.splitlines()[1] and table.splitlines()[2].endswith("-")
+
+
+def test_reliance_reverses_every_direction_and_changes_only_the_colour():
+    from comfyui_spacetime.embedded.reliance import _OPPOSITE, altered_caption
+    from comfyui_spacetime.embedded.world import COLOURS, DIRECTIONS, visible_on, words_of
+
+    assert set(_OPPOSITE) == set(DIRECTIONS)
+    for name, (dx, dy) in DIRECTIONS.items():
+        assert DIRECTIONS[_OPPOSITE[name]] == (-dx, -dy)
+    rng = np.random.default_rng(0)
+    for _, scene in q._straight(q.eval_scenes(40))[:8]:
+        caption = altered_caption(scene, "other colour", rng)
+        named = [c for c in COLOURS if c in words_of(caption)]
+        new = [c for c in named if c != scene.objects[0].colour and c not in scene.background.colours]
+        assert len(new) == 1 and visible_on(new[0], scene.background), caption
+        assert altered_caption(scene, "no caption", rng) == ""
