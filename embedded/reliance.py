@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .quality import EVAL_SEED, _straight, eval_scenes
-from .train import TrainConfig, flow_matching_loss, object_weight
+from .train import TrainConfig, flow_matching_loss, object_weight, to_pixels
 from .world import COLOURS, Scene, describe, visible_on
 
 ALTERATIONS = ("reversed motion", "other colour", "no caption")
@@ -52,7 +52,7 @@ def prompt_reliance(models, clips: int = 72, sigmas=(0.8, 0.95), batch: int = 24
     device = next(dit.parameters()).device
     mean, std = (torch.tensor(v, device=device)[None, :, None, None, None] for v in
                  (vae.config.latent_mean, vae.config.latent_std))
-    pixels = torch.stack([torch.from_numpy(f).permute(3, 0, 1, 2) * 2.0 - 1.0 for f, _ in scenes]).to(device)
+    pixels = torch.stack([to_pixels(frames) for frames, _ in scenes]).to(device)
     x0 = torch.cat([(vae.encode(pixels[i:i + batch]) - mean) / std for i in range(0, clips, batch)])
     rng = np.random.default_rng(seed)
     captions = {"true": [s.caption for _, s in scenes]}
@@ -66,15 +66,20 @@ def prompt_reliance(models, clips: int = 72, sigmas=(0.8, 0.95), batch: int = 24
         known = torch.zeros(x0.shape[0], x0.shape[2], dtype=torch.bool, device=device)
         known[:, 0] = task == "first frame given"
         for sigma in sigmas:
-            def loss(kind):
-                parts = [flow_matching_loss(dit, x0[i:i + batch], contexts[kind][i:i + batch], known[i:i + batch],
-                                            torch.full((len(x0[i:i + batch]),), sigma, device=device),
-                                            weight[i:i + batch], noise[i:i + batch]) * len(x0[i:i + batch])
-                         for i in range(0, clips, batch)]
-                return float(sum(parts)) / clips
-            true = loss("true")
-            results[(task, sigma)] = {"loss": true} | {a: loss(a) / true for a in ALTERATIONS}
+            loss = {kind: _batched_loss(dit, x0, context, known, torch.full((len(x0),), sigma, device=device), weight,
+                                        noise, batch) for kind, context in contexts.items()}
+            results[(task, sigma)] = {"loss": loss["true"]} | {a: loss[a] / loss["true"] for a in ALTERATIONS}
     return results
+
+
+def _batched_loss(dit, x0, context, known, sigma, weight, noise, batch: int) -> float:
+    """`flow_matching_loss` over all clips, `batch` at a time (each argument's first dimension is the clip)."""
+    total = 0.0
+    for i in range(0, len(x0), batch):
+        part = slice(i, i + batch)
+        total += float(flow_matching_loss(dit, x0[part], context[part], known[part], sigma[part], weight[part],
+                                          noise[part])) * len(x0[part])
+    return total / len(x0)
 
 
 def format_reliance(results: dict[tuple[str, float], dict[str, float]]) -> str:
