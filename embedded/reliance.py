@@ -50,10 +50,8 @@ def prompt_reliance(models, clips: int = 72, sigmas=(0.8, 0.95), batch: int = 24
     scenes = _straight(eval_scenes(4 * clips, seed))[:clips]
     dit, vae = models.model.dit, models.vae
     device = next(dit.parameters()).device
-    mean, std = (torch.tensor(v, device=device)[None, :, None, None, None] for v in
-                 (vae.config.latent_mean, vae.config.latent_std))
     pixels = torch.stack([to_pixels(frames) for frames, _ in scenes]).to(device)
-    x0 = torch.cat([(vae.encode(pixels[i:i + batch]) - mean) / std for i in range(0, clips, batch)])
+    x0 = torch.cat([vae.normalize(vae.encode(pixels[i:i + batch])) for i in range(0, clips, batch)])
     rng = np.random.default_rng(seed)
     captions = {"true": [s.caption for _, s in scenes]}
     captions |= {a: [altered_caption(s, a, rng) for _, s in scenes] for a in ALTERATIONS}
