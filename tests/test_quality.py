@@ -100,8 +100,21 @@ def test_round_trip_ceiling_reads_what_the_vae_keeps():
     assert perfect["colour"] == (1.0, 6) and perfect["background"][0] == 1.0
     flat = q.round_trip_ceiling(_PixelVAE(flatten=True), config)
     assert flat["colour"][0] == 0.0  # no object survives a VAE that keeps only the mean colour
-    table = q.format_report({"colour": (0.5, 6), "i2v_psnr": (26.0, 3)}, perfect)
-    assert "VAE round trip" in table and "100.0%" in table.splitlines()[1] and table.splitlines()[2].endswith("-")
+    assert perfect["object_area"] == (1.0, 6) and flat["object_area"][0] == 0.0
+    table = q.format_report({"colour": (0.5, 6), "i2v_psnr": (26.0, 3), "object_area": (1.5, 6)}, perfect)
+    rows = table.splitlines()
+    assert "VAE round trip" in table and "100.0%" in rows[1] and rows[2].endswith("-") and "1.50x" in rows[3]
+
+
+def test_foreground_fraction_is_the_objects_area():
+    for frames, scene in q.eval_scenes(30):
+        obj = scene.objects[0]
+        if scene.relation is None and scene.background.kind == "solid" and obj.shape == "square":
+            height, width = frames.shape[1:3]
+            drawn = float(np.mean((2 * obj.sizes) ** 2)) / (width * height)  # squares of half-side `size`
+            assert abs(q.foreground_fraction(frames) - drawn) < 0.25 * drawn
+            return
+    pytest.fail("no single square on a solid background among the first 30 scenes")
 
 
 def test_reliance_reverses_every_direction_and_changes_only_the_colour():
