@@ -380,13 +380,18 @@ def measure_drift(generate, scene, seconds: float) -> dict[str, float]:
 def quality_report(generate, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:
     """{measure: (value, cases)} with `generate(prompt, **kw)` the pipeline's generate (models bound)."""
     scenes = eval_scenes(config.t2v, config.seed)
-    moving = _straight(eval_scenes(4 * max(config.i2v, config.extend, config.infill), config.seed + 100_000))
+    moving = _movers(config)
     results = measure_t2v(lambda i, scene: _frames(generate(scene.caption, seed=i)), scenes)
     results |= measure_i2v(generate, moving[:config.i2v])
     results |= measure_extension(generate, moving[:config.extend])
     results |= measure_infill(generate, moving[:config.infill])
     results |= measure_drift(generate, moving[0][1], config.drift_seconds)
     return results
+
+
+def _movers(config: ReportConfig):
+    """The held-out straight movers that image to video, extension and infill start from."""
+    return _straight(eval_scenes(4 * max(config.i2v, config.extend, config.infill), config.seed + 100_000))
 
 
 def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
@@ -401,13 +406,21 @@ def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
 
 
 def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:
-    """The text-to-video measures on the VAE round trips of the report's true held-out clips.
+    """The text-to-video measures, and the PSNR of the frames image to video and infill are given, on the VAE
+    round trips of the report's true held-out clips.
 
     A DiT's clips reach the screen through this VAE, so these are the most any DiT could score with it: they show
     whether a low score comes from the DiT or from the VAE.
     """
     scenes = eval_scenes(config.t2v, config.seed)
-    return measure_t2v(lambda i, scene: vae_round_trip(vae, scenes[i][0]), scenes)
+    results = measure_t2v(lambda i, scene: vae_round_trip(vae, scenes[i][0]), scenes)
+    movers = _movers(config)
+    first = [psnr(vae_round_trip(vae, frames[:1])[0], frames[0]) for frames, _ in movers[:config.i2v]]
+    ends = []  # first and last frame, the keyframes infill is given
+    for frames, _ in movers[:config.infill]:
+        decoded = vae_round_trip(vae, frames)
+        ends += [psnr(decoded[0], frames[0]), psnr(decoded[-1], frames[-1])]
+    return results | {"i2v_psnr": (float(np.mean(first)), len(first)), "keyframe_psnr": (float(np.mean(ends)), len(ends))}
 
 
 def meets_target(name: str, value: float) -> bool | None:

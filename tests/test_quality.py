@@ -101,7 +101,9 @@ def test_round_trip_ceiling_reads_what_the_vae_keeps():
     flat = q.round_trip_ceiling(_PixelVAE(flatten=True), config)
     assert flat["colour"][0] == 0.0  # no object survives a VAE that keeps only the mean colour
     assert perfect["object_area"] == (1.0, 6) and flat["object_area"][0] == 0.0
-    table = q.format_report({"colour": (0.5, 6), "i2v_psnr": (26.0, 3), "object_area": (1.5, 6)}, perfect)
+    assert perfect["keyframe_psnr"][0] == perfect["i2v_psnr"][0] == 100.0  # identical frames, at psnr's cap
+    assert flat["keyframe_psnr"][0] < 30 and flat["keyframe_psnr"][1] == 2 * config.infill
+    table = q.format_report({"colour": (0.5, 6), "seam_ratio": (1.5, 3), "object_area": (1.5, 6)}, perfect)
     rows = table.splitlines()
     assert "VAE round trip" in table and "100.0%" in rows[1] and rows[2].endswith("-") and "1.50x" in rows[3]
 
