@@ -380,12 +380,12 @@ def measure_drift(generate, scene, seconds: float) -> dict[str, float]:
 def quality_report(generate, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:
     """{measure: (value, cases)} with `generate(prompt, **kw)` the pipeline's generate (models bound)."""
     scenes = eval_scenes(config.t2v, config.seed)
-    moving = _movers(config)
+    movers = _movers(config)
     results = measure_t2v(lambda i, scene: _frames(generate(scene.caption, seed=i)), scenes)
-    results |= measure_i2v(generate, moving[:config.i2v])
-    results |= measure_extension(generate, moving[:config.extend])
-    results |= measure_infill(generate, moving[:config.infill])
-    results |= measure_drift(generate, moving[0][1], config.drift_seconds)
+    results |= measure_i2v(generate, movers[:config.i2v])
+    results |= measure_extension(generate, movers[:config.extend])
+    results |= measure_infill(generate, movers[:config.infill])
+    results |= measure_drift(generate, movers[0][1], config.drift_seconds)
     return results
 
 
@@ -420,7 +420,8 @@ def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[flo
     for frames, _ in movers[:config.infill]:
         decoded = vae_round_trip(vae, frames)
         ends += [psnr(decoded[0], frames[0]), psnr(decoded[-1], frames[-1])]
-    return results | {"i2v_psnr": (float(np.mean(first)), len(first)), "keyframe_psnr": (float(np.mean(ends)), len(ends))}
+    return results | {"i2v_psnr": (float(np.mean(first)), len(first)),
+                      "keyframe_psnr": (float(np.mean(ends)), len(ends))}
 
 
 def meets_target(name: str, value: float) -> bool | None:
