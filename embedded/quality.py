@@ -300,7 +300,8 @@ def _image(frame: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(frame))[None]  # (1, H, W, 3) IMAGE
 
 
-def _straight(scenes):
+def straight_movers(scenes):
+    """The scenes of one object moving in a straight line (the ones with a direction to check)."""
     return [(f, s) for f, s in scenes if s.relation is None and s.objects[0].motion in DIRECTIONS]
 
 
@@ -391,7 +392,7 @@ def quality_report(generate, config: ReportConfig = QUICK) -> dict[str, tuple[fl
 
 def _movers(config: ReportConfig):
     """The held-out straight movers that image to video, extension and infill start from."""
-    return _straight(eval_scenes(4 * max(config.i2v, config.extend, config.infill), config.seed + 100_000))
+    return straight_movers(eval_scenes(4 * max(config.i2v, config.extend, config.infill), config.seed + 100_000))
 
 
 def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:

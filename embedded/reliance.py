@@ -15,15 +15,16 @@ import dataclasses
 import numpy as np
 import torch
 
-from .quality import EVAL_SEED, _straight, eval_scenes
+from .quality import EVAL_SEED, eval_scenes, straight_movers
 from .train import TrainConfig, flow_matching_loss, object_weight, to_pixels
-from .world import COLOURS, Scene, describe, visible_on
+from .world import COLOURS, DIRECTIONS, Scene, describe, visible_on
 
 ALTERATIONS = ("reversed motion", "other colour", "no caption")
 TASKS = ("text only", "first frame given")
 RELIANCE_SEED = EVAL_SEED + 300_000
-_OPPOSITE = {"left": "right", "up": "down", "up-left": "down-right", "up-right": "down-left"}
-_OPPOSITE |= {b: a for a, b in _OPPOSITE.items()}
+# each direction's reverse: the one whose vector is its negation
+_OPPOSITE = {name: next(other for other, v in DIRECTIONS.items() if v == (-dx, -dy))
+             for name, (dx, dy) in DIRECTIONS.items()}
 
 
 def altered_caption(scene: Scene, alteration: str, rng: np.random.Generator) -> str:
@@ -47,7 +48,7 @@ def prompt_reliance(models, clips: int = 72, sigmas=(0.8, 0.95), batch: int = 24
     `models`: pipeline.Models of a per-frame-timestep DiT (the bundled spacetime-mini) with its VAE. Every caption
     kind sees the same clips and the same noise, so the ratios compare captions alone.
     """
-    scenes = _straight(eval_scenes(4 * clips, seed))[:clips]
+    scenes = straight_movers(eval_scenes(4 * clips, seed))[:clips]
     dit, vae = models.model.dit, models.vae
     device = next(dit.parameters()).device
     pixels = torch.stack([to_pixels(frames) for frames, _ in scenes]).to(device)

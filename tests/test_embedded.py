@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 # measured on these 12 prompts: background 12, object colour 7 (the full report's 60: 95% and 48%; the set before
 # the VAE's decoder phase 40%, and the one before that 10%, when it drew the background and often no object)
 FLOORS = {"i2v_psnr": 20.0, "keyframe_psnr": 15.0, "background": 0.75, "colour": 0.25}
-MOVING = q._straight(q.eval_scenes(12, q.EVAL_SEED + 100_000))
+MOVING = q.straight_movers(q.eval_scenes(12, q.EVAL_SEED + 100_000))
 
 
 @pytest.fixture(scope="module")

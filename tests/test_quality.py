@@ -127,7 +127,7 @@ def test_reliance_reverses_every_direction_and_changes_only_the_colour():
     for name, (dx, dy) in DIRECTIONS.items():
         assert DIRECTIONS[_OPPOSITE[name]] == (-dx, -dy)
     rng = np.random.default_rng(0)
-    for _, scene in q._straight(q.eval_scenes(40))[:8]:
+    for _, scene in q.straight_movers(q.eval_scenes(40))[:8]:
         caption = altered_caption(scene, "other colour", rng)
         named = [c for c in COLOURS if c in words_of(caption)]
         new = [c for c in named if c != scene.objects[0].colour and c not in scene.background.colours]
