@@ -72,7 +72,8 @@ def _quality(args) -> int:
     from functools import partial
 
     from ..pipeline import generate, load_models
-    from .quality import FULL, QUICK, contact_sheet, format_report, quality_report, round_trip_ceiling
+    from .quality import (FULL, QUICK, contact_sheet, format_error_by_latent_frame, format_report, quality_report,
+                          round_trip_ceiling, round_trip_error_by_latent_frame)
     from .reliance import format_reliance, prompt_reliance
 
     made: list = []
@@ -84,6 +85,9 @@ def _quality(args) -> int:
     results = quality_report(generate, config)
     ceiling = round_trip_ceiling(models.vae, config)
     print(format_report(results, ceiling))
+    lost = round_trip_error_by_latent_frame(models.vae, config)
+    print("\nVAE round trip: mean error (0..1) on the true clips' object pixels, by latent frame")
+    print(format_error_by_latent_frame(lost))
     reliance = prompt_reliance(models) if args.reliance else {}
     if reliance:
         print("\nDiT loss with altered captions, as a multiple of its loss with the true ones (1.00x: not read)")
@@ -93,6 +97,8 @@ def _quality(args) -> int:
     if args.json:
         rows = {k: {"value": v, "cases": n} | ({"vae_round_trip": ceiling[k][0]} if k in ceiling else {})
                 for k, (v, n) in results.items()}
+        rows["vae_object_error_by_latent_frame"] = {name: {"errors": values.tolist(), "clips": clips}
+                                                    for name, (values, clips) in lost.items()}
         if reliance:
             rows["reliance"] = [{"task": task, "noise": sigma, **row} for (task, sigma), row in reliance.items()]
         args.json.write_text(json.dumps(rows, indent=1))

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from comfyui_spacetime.embedded import quality as q
 from comfyui_spacetime.embedded.world import WorldConfig, make_clip
@@ -106,6 +107,32 @@ def test_round_trip_ceiling_reads_what_the_vae_keeps():
     table = q.format_report({"colour": (0.5, 6), "seam_ratio": (1.5, 3), "object_area": (1.5, 6)}, perfect)
     rows = table.splitlines()
     assert "VAE round trip" in table and "100.0%" in rows[1] and rows[2].endswith("-") and "1.50x" in rows[3]
+
+
+class _ChunkMeanVAE:
+    """A 'VAE' that keeps frame 0 and replaces every later frame by the mean of its group of four: a latent frame
+    that keeps no motion inside it."""
+
+    def encode(self, pixels):  # (B, 3, T, H, W), T = 4k + 1
+        rest = pixels[:, :, 1:].unflatten(2, (-1, 4)).mean(dim=3, keepdim=True).expand(-1, -1, -1, 4, -1, -1)
+        return torch.cat([pixels[:, :, :1], rest.flatten(2, 3)], dim=2)
+
+    def decode(self, latent):
+        return latent
+
+
+def test_error_by_latent_frame_separates_motion_from_standing_still():
+    config = q.ReportConfig(i2v=4)
+    lost = q.round_trip_error_by_latent_frame(_ChunkMeanVAE(), config)
+    moving, still = lost["moving"][0], lost["still"][0]
+    assert lost["moving"][1] == lost["still"][1] == 4 and moving.shape == still.shape == (5,)
+    assert moving[0] < 1e-6 and still[0] < 1e-6  # frame 0 is kept (up to the pixel conversions' rounding)
+    assert np.all(still < 1e-6)  # a still object looks the same in all four frames
+    assert np.all(moving[1:] > 0.05)  # a moving one is smeared over them
+    exact = q.round_trip_error_by_latent_frame(_PixelVAE(flatten=False), config)
+    assert all(np.all(values < 1e-6) for values, _ in exact.values())
+    table = q.format_error_by_latent_frame(lost).splitlines()
+    assert table[1].startswith("moving (4)") and table[2].startswith("still (4)")
 
 
 def test_foreground_fraction_is_the_objects_area():
