@@ -430,10 +430,11 @@ def round_trip_error_by_latent_frame(vae, config: ReportConfig = QUICK) -> dict[
     [5], clips)}, the mean absolute error on the true clips' object pixels at frame 0, then over frames 1-4, 5-8,
     9-12 and 13-16 (one latent frame each), for held-out objects moving in a straight line and objects standing still.
 
-    The Wan VAE encodes frame 0 alone and every later latent frame from four frames; an error that grows after frame
-    0 for moving objects and not for still ones is the cost of coding motion, not a drift of the VAE's cache.
+    The Wan VAE encodes frame 0 alone and every later latent frame from four frames. An error that grows after frame
+    0 for moving objects only is the cost of coding motion into a latent frame; one that grows for still objects too
+    comes from the VAE's temporal cache (docs/EMBEDDED.md).
     """
-    scenes = eval_scenes(8 * config.i2v, config.seed + 200_000)
+    scenes = eval_scenes(8 * config.i2v, config.seed + 200_000)  # about one scene in seven stands still
     groups = {"moving": straight_movers(scenes)[:config.i2v],
               "still": [(f, s) for f, s in scenes if _stands_still(s)][:config.i2v]}
     return {name: (np.mean([_object_error(frames, vae_round_trip(vae, frames)) for frames, _ in clips], axis=0),
@@ -455,6 +456,7 @@ def _object_error(true_frames: np.ndarray, decoded: np.ndarray, config: Detector
 
 
 def format_error_by_latent_frame(errors: dict[str, tuple[np.ndarray, int]]) -> str:
+    """A plain-text table of `round_trip_error_by_latent_frame`: one row per group of objects."""
     lines = [f"{'objects':<16} {'frame 0':>8} {'1-4':>6} {'5-8':>6} {'9-12':>6} {'13-16':>6}"]
     for name, (values, clips) in errors.items():
         lines.append(f"{f'{name} ({clips})':<16} {values[0]:>8.3f} " + " ".join(f"{v:>6.3f}" for v in values[1:]))
