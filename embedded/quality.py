@@ -103,10 +103,15 @@ def nearest_named(rgb: np.ndarray) -> np.ndarray:
     return np.argmin(np.linalg.norm(rgb[..., None, :] - PALETTE, axis=-1), axis=-1)
 
 
+def off_background(frame: np.ndarray, background: np.ndarray, config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+    """`[H, W]` bool: the pixels of `frame` far enough from `background` to belong to some object."""
+    return np.linalg.norm(frame - background, axis=-1) > config.object_distance
+
+
 def detect(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[Blob]:
     """The objects in one frame `[H, W, 3]`, largest first."""
     background = background_plane(frame, config)
-    foreground = np.linalg.norm(frame - background, axis=-1) > config.object_distance  # (H, W)
+    foreground = off_background(frame, background, config)  # (H, W)
     labels = nearest_named(frame)  # (H, W)
     ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]].astype(np.float32) + 0.5
     blobs = []
@@ -172,8 +177,7 @@ def colour_ok(detections, scene: Scene) -> bool:
 
 def foreground_fraction(frames: np.ndarray, config: DetectorConfig = DetectorConfig()) -> float:
     """Share of a clip's pixels `[T, H, W, 3]` that differ from their frame's fitted background: its objects' area."""
-    return float(np.mean([(np.linalg.norm(f - background_plane(f, config), axis=-1) > config.object_distance).mean()
-                          for f in frames]))
+    return float(np.mean([off_background(f, background_plane(f, config), config).mean() for f in frames]))
 
 
 def background_ok(frames: np.ndarray, scene: Scene) -> bool:
@@ -449,7 +453,7 @@ def _object_error(true_frames: np.ndarray, decoded: np.ndarray, config: Detector
     """17 frames -> [5]: mean absolute error over object pixels (off the true background) per latent frame."""
     per_frame = []
     for true, out in zip(true_frames, decoded):
-        on_object = np.linalg.norm(true - background_plane(true, config), axis=-1) > config.object_distance
+        on_object = off_background(true, background_plane(true, config), config)
         per_frame.append(np.abs(out - true).mean(axis=-1)[on_object].mean())
     per_frame = np.array(per_frame)
     return np.concatenate([per_frame[:1], per_frame[1:].reshape(-1, 4).mean(axis=1)])
