@@ -96,6 +96,16 @@ def test_unknown_words_still_make_a_clip_and_are_named(generate):
     assert "never saw in training" in result.info and "zebra" in result.info and "savanna" in result.info
 
 
+def test_capitals_read_as_the_caption_language(models):
+    """Captions are lower case; the shipped tokenizer folds case, so a prompt typed as a sentence or in title case
+    reads as the same tokens (before it did not, and title case drew the named object colour 8% of the time)."""
+    from comfyui_spacetime.core.tokenizer import UNK_ID
+
+    ids = models.text_encoder.tokenizer.ids
+    caption = "a red circle moving to the right on a blue background"
+    assert ids(caption.title()) == ids(caption.upper()) == ids(caption) and UNK_ID not in ids(caption.title())
+
+
 def test_untrained_size_still_makes_a_clip_and_says_so(generate):
     result = generate("a red circle moving to the right on a blue background", size="80x48", seed=0)
     assert q._frames(result).shape == (17, 48, 80, 3)

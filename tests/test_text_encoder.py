@@ -12,7 +12,7 @@ from comfyui_spacetime.core.text_encoder import (
     TEXT_ENCODER_PRESETS, UMT5Encoder, check_text_width, detect_text_encoder_config, fp16_clamp,
     relative_position_bucket,
 )
-from comfyui_spacetime.core.tokenizer import EOS_ID, PAD_ID, Tokenizer, clean_prompt
+from comfyui_spacetime.core.tokenizer import EOS_ID, PAD_ID, UNK_ID, Tokenizer, clean_prompt
 
 from tests.tiny_te import quantize_fp8_scaled, random_state_dict, spiece_model, tiny_config, write_te
 
@@ -84,6 +84,12 @@ def test_tokenizer_appends_eos_pads_with_zero_and_has_no_bos():
         assert row[n - 1] == EOS_ID and EOS_ID not in row[: n - 1]
         assert all(t == PAD_ID for t in row[n:]) and PAD_ID not in row[:n]
     assert tokenizer.processor.decode(input_ids[0, : lengths[0] - 1].tolist()) == "a red ball"
+
+
+def test_a_trained_tokenizer_folds_case():
+    tokenizer = Tokenizer(spiece_model())
+    assert tokenizer.ids("A Red BALL") == tokenizer.ids("a red ball")
+    assert UNK_ID not in tokenizer.ids("A Red BALL")
 
 
 def test_prompt_cleaning_unescapes_html_and_collapses_whitespace_without_lowercasing():
