@@ -38,7 +38,7 @@ def train_spiece_model(sentences, vocab_size: int, seed_words: int = 0) -> bytes
     `sentences` is any iterable of strings. Used by the embedded model's training and by the tests.
     `seed_words` > 0 sets SentencePiece's seed sentencepiece size, for corpora too small for the default.
     The model folds case as it encodes (SentencePiece's `nmt_nfkc_cf` rule, stored in the model): a corpus in
-    lower case, like the world's captions, would otherwise leave "A Red Circle" with two unknown words.
+    lower case, like the world's captions, would otherwise read each capital of "A Red Circle" as an unknown token.
     """
     import sentencepiece
 
