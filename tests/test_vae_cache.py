@@ -84,6 +84,8 @@ def test_decode_is_causal_and_streams():
             head = vae.decode(z[:, :, :2])
             chunks = list(vae.decode_frames(z, temporal_chunk=2))
         assert full.shape[2] == 13
-        assert torch.allclose(full[:, :, :5], head, atol=1e-6)  # appending latent frames leaves earlier ones
+        # appending latent frames leaves earlier ones; 1e-5, as below: convolutions over a longer clip may take another
+        # kernel and round differently (2.8e-6 seen on an AVX-512 CPU)
+        assert torch.allclose(full[:, :, :5], head, atol=1e-5)
         assert [c.shape[2] for c in chunks] == [1, 8, 4]
         assert torch.allclose(torch.cat(chunks, dim=2), full, atol=1e-5)  # multi-frame chunks are exact
