@@ -13,8 +13,8 @@ from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
 from comfyui_spacetime.embedded import train
-from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, object_weight, phase_at, phase_lr,
-                                              train_embedded)
+from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, noise_levels, object_weight, phase_at,
+                                              phase_lr, train_embedded)
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
@@ -120,3 +120,16 @@ def test_a_decoder_only_phase_leaves_the_encoder_and_so_the_latents_alone(tmp_pa
     decoding = [k for k in before if k.startswith(("decoder.", "conv2."))]
     assert encoding and all(torch.equal(before[k], after[k]) for k in encoding)
     assert any(not torch.equal(before[k], after[k]) for k in decoding)
+
+
+def test_noise_levels_are_one_per_clip_unless_drawn_per_frame():
+    shared = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=0.0), 5)
+    assert shared.shape == (24, 5) and torch.all(shared == shared[:, :1]) and 0 < shared.min() < shared.max() < 1
+    every = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=1.0), 5)
+    assert torch.all(every.std(dim=1) > 0)  # each clip's frames at levels of their own
+    some = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=0.5), 5)
+    per_frame = (some.std(dim=1) > 0).float().mean()
+    assert 0.2 < per_frame < 0.8
+    # without per-frame levels the draws are the ones a single level per clip always took
+    expected = torch.sigmoid(torch.from_numpy(np.random.default_rng(0).normal(0.5, 1.0, 24)).float())
+    assert torch.equal(shared[:, 0], expected)
