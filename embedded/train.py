@@ -108,8 +108,9 @@ class TrainConfig:
     text_steps: int = 1000
     text_batch: int = 128
     text_lr: float = 1e-3
-    # DiT: the Wan layout, with heads of 32 instead of the real models' 128: at this width 128 leaves two heads,
-    # and eight read the prompt better (object colour 48% -> 60% with the per-frame noise below; docs/EMBEDDED.md)
+    # DiT: the Wan layout, with heads of 32 instead of the real models' 128, which at this width leave two heads to
+    # read the prompt with. Eight heads and the per-frame noise levels below raised object colour 48% -> 60%
+    # together; they were not tried apart (docs/EMBEDDED.md)
     dit_dim: int = 256
     dit_ffn: int = 768
     dit_layers: int = 6
@@ -129,8 +130,8 @@ class TrainConfig:
     sigma_logit_mean: float = 0.5
     # this share of the samples draws a noise level for each latent frame on its own (as in Diffusion Forcing, Chen
     # et al. 2024), so that a less noisy neighbour and the prompt's direction say where the object is. The DiT still
-    # does not read direction, but it fits better; a half of the samples drew object colour more often and moved
-    # objects the prompt's way less often (docs/EMBEDDED.md)
+    # does not read direction, but it fits better; with half of the samples it drew the object's colour more often
+    # and moved objects the prompt's way less often (docs/EMBEDDED.md)
     frame_noise_fraction: float = 0.25
     sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64)
 
