@@ -38,6 +38,9 @@ SEAM_OVER_VAE = 1.5
 # on gray), 25.7 (purple on blue: the object fades out mid-clip); median 4.5. An object held still at the first
 # keyframe would be 7.4-8.8 px further off than the round trip on these clips (median 8.3), so the bound tells
 # motion from none. The previous VAE showed only the first of these clips' objects (there 3.9 vs 4.1 px).
+# It holds at seed 0 only: the median over the three clips, seeds 0-5, is 5.8, 8.3, 7.9, 6.0, 9.7, 8.5 px with the
+# shipped DiT and 4.5, 8.1, 4.8, 7.6, 9.3, 3.9 with the previous one (8.1 and 7.8 over all 18 infills), about what
+# an object held still scores: neither set moves objects between keyframes in a way a test can hold it to yet.
 INFILL_BETWEEN_MEDIAN_PX = 6.0
 # The three-shot minute, first vs last window, the median over seeds 0-2: one seed is not a measure (over seeds 0-3
 # the previous set drifted 10.6, 43.5, 28.0, 29.1/255 with each window decoded from a fresh start, the latents' own
