@@ -26,12 +26,13 @@ FPS = 8
 HELD_OUT_SEED = 90_210  # above the training seeds
 # dB below the VAE's own round trip of the true video. Backward extension and infill's end keyframe have exact
 # latents that are decoded after generated frames instead of the true ones, through the decoder's temporal cache;
-# measured on the previous set (two-head DiT): backward 0.1 dB above the round trip, infill end keyframe 1.7 dB below (earlier
-# sets: 0-3.0 and 0-2.1)
+# measured on the previous set (two-head DiT): backward 0.1 dB above the round trip, infill end keyframe 1.7 dB
+# below (earlier sets: 0-3.0 and 0-2.1)
 BACKWARD_MARGIN_DB = 4.0
 INFILL_MARGIN_DB = 3.0
-# the seam may be this much above the VAE's own seam on the true video (measured on the previous set, two-head DiT: forward 1.36
-# against the VAE's 1.23, 1.1x; backward 0.87 against 0.67, under the 2x target; the previous set: 1.34x forward)
+# the seam may be this much above the VAE's own seam on the true video (measured on the previous set, two-head DiT:
+# forward 1.36 against the VAE's 1.23, 1.1x; backward 0.87 against 0.67, under the 2x target; the one before it:
+# 1.34x forward)
 SEAM_OVER_VAE = 1.5
 # In-between positions, the median over the clips whose object the VAE's round trip shows, may be this much further
 # off than the round trip's own. Measured on the previous set, per readable clip: 1.6 px (pink on red), 4.5 (yellow
