@@ -123,12 +123,14 @@ def test_a_decoder_only_phase_leaves_the_encoder_and_so_the_latents_alone(tmp_pa
 
 
 def test_noise_levels_are_one_per_clip_unless_drawn_per_frame():
-    shared = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=0.0), 5)
+    def levels(fraction: float) -> torch.Tensor:  # [24, 5] from the same draws for every fraction
+        config = dataclasses.replace(TrainConfig(), frame_noise_fraction=fraction)
+        return noise_levels(np.random.default_rng(0), config, frames=5)
+
+    shared = levels(0.0)
     assert shared.shape == (24, 5) and torch.all(shared == shared[:, :1]) and 0 < shared.min() < shared.max() < 1
-    every = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=1.0), 5)
-    assert torch.all(every.std(dim=1) > 0)  # each clip's frames at levels of their own
-    some = noise_levels(np.random.default_rng(0), dataclasses.replace(TrainConfig(), frame_noise_fraction=0.5), 5)
-    per_frame = (some.std(dim=1) > 0).float().mean()
+    assert torch.all(levels(1.0).std(dim=1) > 0)  # each clip's frames at levels of their own
+    per_frame = (levels(0.5).std(dim=1) > 0).float().mean()
     assert 0.2 < per_frame < 0.8
     # without per-frame levels the draws are the ones a single level per clip always took
     expected = torch.sigmoid(torch.from_numpy(np.random.default_rng(0).normal(0.5, 1.0, 24)).float())
