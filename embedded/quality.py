@@ -306,7 +306,7 @@ def _image(frame: np.ndarray):
 
 def straight_movers(scenes):
     """The scenes of one object moving in a straight line (the ones with a direction to check)."""
-    return [(f, s) for f, s in scenes if s.relation is None and s.objects[0].motion in DIRECTIONS]
+    return [(f, s) for f, s in scenes if s.moves_straight]
 
 
 # the text-to-video measures: fractions of prompts, reported in percent

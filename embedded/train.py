@@ -129,10 +129,16 @@ class TrainConfig:
     # colours and layout and sampling with shift 3 spends most of its steps
     sigma_logit_mean: float = 0.5
     # this share of the samples draws a noise level for each latent frame on its own (as in Diffusion Forcing, Chen
-    # et al. 2024), so that a less noisy neighbour and the prompt's direction say where the object is. The DiT still
-    # does not read direction, but it fits better; with half of the samples it drew the object's colour more often
-    # and moved objects the prompt's way less often (docs/EMBEDDED.md)
+    # et al. 2024), so that a less noisy neighbour and the prompt's direction say where the object is. On its own it
+    # did not teach the DiT to read direction, but it fits better; with half of the samples it drew the object's
+    # colour more often and moved objects the prompt's way less often (docs/EMBEDDED.md)
     frame_noise_fraction: float = 0.25
+    # this share of every batch are continuation drills: clips of one object moving in a straight line with their
+    # first N latent frames given and the rest at one high noise level (logit-normal around the logit below), where
+    # the prompt's direction alone says where the object goes next. Without them the DiT ignored direction words
+    # even with the first frame given (docs/EMBEDDED.md)
+    dit_drill_share: float = 0.3
+    dit_drill_sigma_logit: float = 1.5
     sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64)
 
 
@@ -362,7 +368,8 @@ def _cosine(step: int, total: int, warmup: int = 100) -> float:
 
 @torch.inference_mode()
 def encode_dataset(cfg: TrainConfig, vae: WanVAE, work: WorkDir) -> dict:
-    """{(width, height): {"latents": [N, C, T, h, w] raw, "captions": [...]}} of 17-frame world clips."""
+    """{(width, height): {"latents": [N, C, T, h, w] raw, "captions": [N], "moves_straight": [N] bool}} of 17-frame
+    world clips."""
     state = work.load("latents")
     if state is not None:
         return state
@@ -373,7 +380,8 @@ def encode_dataset(cfg: TrainConfig, vae: WanVAE, work: WorkDir) -> dict:
         clips = [make_clip(seed, dataclasses.replace(world, sizes=(size,))) for seed in seeds]
         latents = [vae.encode(torch.stack([to_pixels(v) for v, _ in clips[i:i + cfg.encode_batch]]))
                    for i in tqdm(range(0, len(clips), cfg.encode_batch), desc=f"encode {size[0]}x{size[1]}")]
-        state[size] = {"latents": torch.cat(latents), "captions": [scene.caption for _, scene in clips]}
+        state[size] = {"latents": torch.cat(latents), "captions": [scene.caption for _, scene in clips],
+                       "moves_straight": torch.tensor([scene.moves_straight for _, scene in clips])}
     work.save("latents", state)
     return state
 
@@ -436,6 +444,21 @@ def noise_levels(rng: np.random.Generator, cfg: TrainConfig, frames: int) -> tor
     return sigma
 
 
+def drill_clips(rng: np.random.Generator, moves_straight: torch.Tensor, count: int) -> np.ndarray:
+    """Indices of `count` continuation drills among a size's clips: straight movers (any clip if there are none)."""
+    pool = np.flatnonzero(moves_straight.numpy()) if moves_straight.any() else np.arange(len(moves_straight))
+    return pool[rng.integers(len(pool), size=count)]
+
+
+def make_drills(rng: np.random.Generator, cfg: TrainConfig, known: torch.Tensor, sigma: torch.Tensor) -> None:
+    """Turn the clips of `known` [D, T] and `sigma` [D, T] into continuation drills, in place: the first N latent
+    frames given (1 <= N < T), the others at one noise level drawn around `cfg.dit_drill_sigma_logit`."""
+    frames = known.shape[1]
+    for drill in range(len(known)):
+        known[drill] = torch.arange(frames) < int(rng.integers(1, frames))
+        sigma[drill] = 1.0 / (1.0 + math.exp(-rng.normal(cfg.dit_drill_sigma_logit, 1.0)))
+
+
 def flow_matching_loss(dit, x0, context, known, sigma, element_weight, noise=None) -> torch.Tensor:
     """Weighted velocity loss on unknown latent frames; known frames stay clean with timestep 0 (per-frame timesteps).
 
@@ -490,11 +513,17 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
             rng = np.random.default_rng([cfg.seed, 4, step])  # each phase draws from its own seed
         size = sizes[rng.integers(len(sizes))]
         idx = rng.integers(len(dataset[size]["captions"]), size=cfg.dit_batch)
+        # the batch's first clips are the drills; their masks and noise levels are drawn as for any clip, then
+        # replaced, so that with no drills the draws are the ones the recipe made before it had them
+        drills = round(cfg.dit_drill_share * cfg.dit_batch)
+        if drills:
+            idx[:drills] = drill_clips(rng, dataset[size]["moves_straight"], drills)
         x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)
         dropped = torch.from_numpy(rng.random(cfg.dit_batch) < cfg.caption_dropout)[:, None, None]
         context = torch.where(dropped, contexts[size][0], contexts[size][1 + idx])  # (B, L, D)
         known = torch.stack([known_frame_mask(rng, x0.shape[2]) for _ in idx])  # (B, T)
         sigma = noise_levels(rng, cfg, x0.shape[2])
+        make_drills(rng, cfg, known[:drills], sigma[:drills])
         for group in opt.param_groups:
             group["lr"] = phase_lr(cfg.dit_phases, step)
         weight = object_weight(x0, cfg.dit_object_weight, cfg.dit_object_threshold, channel_reduce=torch.mean)

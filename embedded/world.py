@@ -102,6 +102,11 @@ class Scene:
     relation: str | None
     caption: str
 
+    @property
+    def moves_straight(self) -> bool:
+        """One object moving in a straight line: the scenes whose caption's direction says where the object goes."""
+        return self.relation is None and self.objects[0].motion in DIRECTIONS
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Sampling a scene

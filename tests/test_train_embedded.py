@@ -13,8 +13,8 @@ from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
 from comfyui_spacetime.embedded import train
-from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, noise_levels, object_weight, phase_at,
-                                              phase_lr, train_embedded)
+from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, drill_clips, make_drills, noise_levels,
+                                              object_weight, phase_at, phase_lr, train_embedded)
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
@@ -135,3 +135,25 @@ def test_noise_levels_are_one_per_clip_unless_drawn_per_frame():
     # without per-frame levels the draws are the ones a single level per clip always took
     expected = torch.sigmoid(torch.from_numpy(np.random.default_rng(0).normal(0.5, 1.0, 24)).float())
     assert torch.equal(shared[:, 0], expected)
+
+
+def test_drills_are_straight_movers_with_a_given_start_at_high_noise():
+    rng, config = np.random.default_rng(0), TrainConfig()
+    moves_straight = torch.tensor([False, True, False, True, True])
+    clips = drill_clips(rng, moves_straight, 50)
+    assert len(clips) == 50 and set(clips) == {1, 3, 4}
+    assert set(drill_clips(rng, torch.zeros(3, dtype=torch.bool), 50)) == {0, 1, 2}  # no movers: any clip
+    known, sigma = torch.zeros(200, 5, dtype=torch.bool), torch.zeros(200, 5)
+    make_drills(rng, config, known, sigma)
+    given = known.sum(dim=1)
+    assert given.min() == 1 and given.max() == 4 and torch.all(known[:, 0])  # a prefix, never the whole clip
+    assert torch.equal(known, torch.arange(5) < given[:, None])
+    assert torch.all(sigma == sigma[:, :1]) and sigma.median() > 0.75  # one level per clip, mostly high
+
+
+def test_every_dataset_clip_says_whether_it_moves_straight(trained):
+    root, _ = trained
+    dataset = torch.load(root / "work" / "latents.pt", weights_only=False)
+    for bucket in dataset.values():
+        assert bucket["moves_straight"].dtype == torch.bool
+        assert len(bucket["moves_straight"]) == len(bucket["captions"]) == len(bucket["latents"])
