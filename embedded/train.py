@@ -136,7 +136,8 @@ class TrainConfig:
     # this share of every batch are continuation drills: clips of one object moving in a straight line with their
     # first N latent frames given and the rest at one high noise level (logit-normal around the logit below), where
     # the prompt's direction alone says where the object goes next. Without them the DiT ignored direction words
-    # even with the first frame given (docs/EMBEDDED.md)
+    # even with the first frame given; with 7 of 24 it reads them from a given start, not yet from text alone
+    # (docs/EMBEDDED.md)
     dit_drill_share: float = 0.3
     dit_drill_sigma_logit: float = 1.5
     sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64)
