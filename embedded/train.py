@@ -503,6 +503,7 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
     rng = stage_rng(cfg, 4, state)
     sizes = list(dataset)
     total = sum(phase.steps for phase in cfg.dit_phases)
+    drills = round(cfg.dit_drill_share * cfg.dit_batch)  # continuation drills per batch
     bar = tqdm(range(state["step"], total), desc="dit", initial=state["step"], total=total)
     for step in bar:
         if time.time() > deadline:
@@ -516,7 +517,6 @@ def train_dit(cfg: TrainConfig, dataset: dict, stats, text: UMT5Encoder, tokeniz
         idx = rng.integers(len(dataset[size]["captions"]), size=cfg.dit_batch)
         # the batch's first clips are the drills; their masks and noise levels are drawn as for any clip, then
         # replaced, so that with no drills the draws are the ones the recipe made before it had them
-        drills = round(cfg.dit_drill_share * cfg.dit_batch)
         if drills:
             idx[:drills] = drill_clips(rng, dataset[size]["moves_straight"], drills)
         x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)

@@ -64,13 +64,13 @@ def mini():
 def clips():
     """Eight held-out 33-frame clips of one object moving in a straight line on a solid background, the scenes whose
     motion and background the detector reads: [(frames [33, H, W, 3] in 0..1, scene)]."""
-    from comfyui_spacetime.embedded.world import DIRECTIONS, WorldConfig, make_clip
+    from comfyui_spacetime.embedded.world import WorldConfig, make_clip
 
     config = WorldConfig(sizes=((SIZE, SIZE),), long_fraction=1.0, gradient_fraction=0.0)
     found = []
     for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + 200):
         frames, scene = make_clip(seed, config)
-        if scene.relation is None and scene.objects[0].motion in DIRECTIONS:
+        if scene.moves_straight:
             found.append((torch.from_numpy(frames.copy()), scene))
         if len(found) == 8:
             return found
@@ -146,7 +146,8 @@ def test_infill_moves_between_its_keyframes(mini, clips):
     if not readable:
         pytest.skip("the detector finds the object in none of the VAE's round trips of the true clips")
     excess = [quality.position_error(quality.detect_clip(infill(mini, clip, scene, seed).numpy()), scene, between)
-              - quality.position_error(truth, scene, between) for clip, scene, truth in readable for seed in INFILL_SEEDS]
+              - quality.position_error(truth, scene, between)
+              for clip, scene, truth in readable for seed in INFILL_SEEDS]
     assert np.median(excess) <= INFILL_BETWEEN_MEDIAN_PX, excess
 
 
