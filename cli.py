@@ -15,6 +15,7 @@ from .core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, OUTPUT_DIR_ENV, output_di
 from .core.video import DEFAULT_CRF
 from .embedded.commands import add_embedded_commands
 from .nodes.loaders import ATTENTION_BACKENDS, WEIGHT_DTYPES
+from .nodes.sampling import FRAME_ORDERS
 from .nodes.video_io import WATERMARKS, Signing, save_video
 from .pipeline import ModelFiles, generate, load_models
 from .provenance.commands import add_provenance_commands
@@ -74,6 +75,9 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--cfg", type=float)
     gen.add_argument("--shift", type=float)
     gen.add_argument("--solver", help="unipc, euler or dpmpp_2m")
+    gen.add_argument("--frame-order", choices=FRAME_ORDERS, default="auto",
+                     help="text to video: sample the first frame first, then the clip from it (twice the time), or "
+                          "all frames together; auto: the model's default (first frame first for spacetime-mini)")
     gen.add_argument("--crf", type=int, default=DEFAULT_CRF, help="h264 quality (lower is better)")
     _add_model_flags(gen)
     marks = gen.add_argument_group("provenance")
@@ -109,7 +113,7 @@ def _generate(args: argparse.Namespace) -> int:
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
                       keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
                       seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
-                      models=models)
+                      frame_order=args.frame_order, models=models)
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None

@@ -28,6 +28,7 @@ class SamplingDefaults:
     sampler: str = "unipc"
     boundary: float | None = None
     cfg_low_noise: float | None = None  # A14B uses a different guidance for its low-noise expert
+    first_frame_first: bool = False  # text to video samples its first frame in a pass of its own (sampler/sample.py)
 
 
 @dataclass(frozen=True)

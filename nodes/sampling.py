@@ -1,9 +1,12 @@
 """Spacetime Sampler: flow-matching sampling of a video latent, with keyframe conditioning and long-video chaining."""
 import logging
 
+from ..core.errors import SpacetimeError
 from ..core.host import Progress
 from ..embedded.world import unfamiliar_request
 from ..sampler import SOLVERS, sample
+
+FRAME_ORDERS = ("auto", "first frame first", "all together")
 
 
 class SpacetimeSampler:
@@ -39,6 +42,12 @@ class SpacetimeSampler:
                 "vae": ("SPACETIME_VAE", {"tooltip":
                     "The model's VAE: its latent statistics and live preview colours. Needed for spacetime-mini "
                     "unless keyframes are connected; Wan models fall back to Wan's statistics."}),
+                "frame_order": (list(FRAME_ORDERS), {"default": "auto", "tooltip":
+                    "Text to video only (no frame known). 'first frame first' samples the clip, keeps its first "
+                    "frame and samples the clip again from it, as image to video: twice the time, and spacetime-mini "
+                    "then moves objects the prompt's way far more often. 'all together' samples every frame at "
+                    "once. 'auto' uses the model's default: first frame first for spacetime-mini, all together for "
+                    "Wan."}),
             },
         }
 
@@ -52,13 +61,22 @@ class SpacetimeSampler:
                    "between steps.")
 
     def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
-               vae=None):
+               vae=None, frame_order="auto"):
         with Progress("sampling") as progress:
             result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps,
-                            cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae)
+                            cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae,
+                            first_frame_first=_first_frame_first(model, frame_order))
         info = "; ".join(filter(None, [result.info, _unfamiliar_note(model, conditioning, latent["samples"])]))
         logging.getLogger(__name__).info("Spacetime Sampler: %s", info)
         return ({"samples": result.latent}, info)
+
+
+def _first_frame_first(model, frame_order: str) -> bool:
+    if frame_order not in FRAME_ORDERS:
+        raise SpacetimeError(f"frame_order {frame_order!r} is unknown; expected one of {', '.join(FRAME_ORDERS)}.")
+    if frame_order == "auto":
+        return model.sampling is not None and model.sampling.first_frame_first
+    return frame_order == "first frame first"
 
 
 def _unfamiliar_note(model, conditioning, latent_raw) -> str:

@@ -8,8 +8,8 @@ from ..core.errors import SpacetimeError
 from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
-from .long_video import (DriftControl, Timeline, first_new_second, overlap_length, plan_windows, runs_backward,
-                         window_length)
+from .long_video import (DriftControl, Timeline, Window, first_new_second, overlap_length, plan_windows,
+                         runs_backward, window_length)
 from .preview import latent_preview, preview_factors
 from .schedules import flow_sigmas
 from .solvers import get_solver
@@ -24,7 +24,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
            keyframes: Keyframes | None = None, seed: int = 0, steps: int = 20, cfg: float = 5.0,
            shift: float | None = None, solver: str = "unipc", denoise: float = 1.0, fps: float = 16,
            callback=None, window_frames: int | None = None, overlap_frames: int | None = None, anchors=None,
-           drift_control: bool = True, mechanism: str | None = None, vae=None) -> SampleResult:
+           drift_control: bool = True, mechanism: str | None = None, vae=None,
+           first_frame_first: bool = False) -> SampleResult:
     """Sample a video latent [B, C, T, H, W] (raw, as LATENT["samples"]) from noise drawn from `seed` on the CPU.
 
     `model`: a SpacetimeModel. `negative` defaults to `positive.negative`. `shift`, `window_frames` default to
@@ -32,7 +33,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     the Wan statistics for the latent's channel count are used. `callback(step, total, preview)` is called once
     per step with an RGB preview [t, h, w, 3] in 0..1 of the current window; raising from it stops sampling.
     `mechanism` overrides how keyframes are applied (see denoise.py). `anchors`: pixel frames of keyframes kept
-    in every window.
+    in every window. `first_frame_first`: with no frame known (text to video from noise), sample the first window,
+    keep its first latent frame and sample the video again from it, as image to video.
     """
     negative = negative if negative is not None else positive.negative
     _check_arguments(cfg, negative, latent_raw)
@@ -45,16 +47,21 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
                            latent_raw.shape[2])
     windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     sigmas = flow_sigmas(steps, shift if shift is not None else _default(config, "shift", 5.0), denoise)
-    run = _WindowRunner(model, vae, sigmas, get_solver(solver), cfg, callback, len(windows) * steps)
+    first_pass = first_frame_first and denoise == 1 and not timeline.strength.any()  # nothing known
+    run = _WindowRunner(model, vae, sigmas, get_solver(solver), cfg, callback, (len(windows) + first_pass) * steps)
     drift = DriftControl(drift_control and len(windows) > 1)
+    if first_pass:
+        # The whole first window is sampled and only its first latent frame kept. Why: spacetime-mini moves a given
+        # start the prompt's way (89% of held-out movers) but from noise alone mostly leaves its objects where they
+        # begin; pinning a start of its own and sampling again turns text to video into image to video (Emu Video
+        # factorizes text to video the same way, Girdhar et al. 2023). docs/EMBEDDED.md has the numbers.
+        _sample_window(run, timeline, Window(windows[0].frames, new=(0,)), used, positive, negative, fps, cfg, denoise)
+        windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     for window in windows:
-        seconds = first_new_second(window, fps)
-        inputs = _window_inputs(timeline, window, used, positive.context_at(seconds),
-                                None if cfg == 1 else negative.context_at(seconds), run.device)
-        start = timeline.take(timeline.source, window) if denoise < 1 else None
-        timeline.write(window, run(inputs, start))
+        _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window)
-    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length))
+    return SampleResult(denormalize(timeline.latent, *stats),
+                        _describe(used, windows, length) + ("; first frame sampled first" if first_pass else ""))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -148,6 +155,15 @@ def _window_inputs(timeline: Timeline, window, mechanism, context, negative, dev
 
 
 # ------------------------------------------------------------------ running one window
+
+def _sample_window(run, timeline: Timeline, window: Window, used, positive, negative, fps, cfg, denoise) -> None:
+    """Sample one window and store its new frames (`window.new`) in the timeline."""
+    seconds = first_new_second(window, fps)
+    inputs = _window_inputs(timeline, window, used, positive.context_at(seconds),
+                            None if cfg == 1 else negative.context_at(seconds), run.device)
+    start = timeline.take(timeline.source, window) if denoise < 1 else None
+    timeline.write(window, run(inputs, start))
+
 
 class _WindowRunner:
     """Runs the solver over one window on the model's device and reports progress across all windows."""

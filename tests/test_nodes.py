@@ -1,4 +1,5 @@
 """Each node function called directly on tiny random-weight models read through the real loaders."""
+import dataclasses
 import shutil
 from types import SimpleNamespace
 
@@ -135,6 +136,24 @@ def test_text_to_video_chain(loaded):
     assert info.startswith(loaded.model.mechanism)
     images = SpacetimeVAEDecode().decode(loaded.vae, sampled, False, 256, 64, 0)[0]
     assert images.shape == (9, 32, 32, 3) and 0 <= images.min() and images.max() <= 1
+
+
+def test_frame_order_auto_is_the_models_default(loaded):
+    conditioning = SpacetimeTextEncode().encode(loaded.text_encoder, "a red ball", "")[0]
+    latent = SpacetimeEmptyLatentVideo().generate(loaded.vae, 32, 32, 9, 1)[0]
+
+    def info(model, order):
+        return SpacetimeSampler().sample(model, conditioning, latent, 0, 2, 1.0, 5.0, "euler", 1.0, 8.0,
+                                         vae=loaded.vae, frame_order=order)[1]
+
+    assert "first frame" not in info(loaded.model, "auto")  # Wan's default: all frames together
+    assert "first frame sampled first" in info(loaded.model, "first frame first")
+    mini_like = dataclasses.replace(loaded.model.sampling, first_frame_first=True)
+    model = dataclasses.replace(loaded.model, config=dataclasses.replace(loaded.model.config, sampling=mini_like))
+    assert "first frame sampled first" in info(model, "auto")
+    assert "first frame" not in info(model, "all together")
+    with pytest.raises(SpacetimeError, match="frame_order 'backwards' is unknown"):
+        info(model, "backwards")
 
 
 def test_vae_encode_decode_tiled_and_batch_index(loaded):

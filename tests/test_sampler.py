@@ -84,6 +84,30 @@ def test_an_interrupt_raised_by_the_callback_stops_between_steps():
     assert sample(model, torch.zeros(LATENT), prompt(0.1), steps=2, cfg=1, vae=PoolingVAE()).latent.shape == LATENT
 
 
+def test_first_frame_first_samples_the_clip_then_again_from_its_first_frame():
+    """Pass 1 samples the whole window; pass 2 starts from fresh noise elsewhere with frame 0 pinned clean."""
+    model, steps = oracle_model("ti2v"), 3
+    out = sample(model, torch.zeros(1, 48, 3, 2, 2), prompt(0.25), steps=steps, cfg=1, vae=PoolingVAE(48),
+                 first_frame_first=True)
+    assert len(model.dit.calls) == 2 * steps
+    first, second = model.dit.calls[0], model.dit.calls[steps]
+    assert (first.t > 0).all()  # nothing known in the first pass
+    assert (second.t[:, 0] == 0).all() and (second.t[:, 1:] > 0).all()
+    torch.testing.assert_close(second.x[:, :, 0], torch.full_like(second.x[:, :, 0], 0.25))  # pass 1's frame 0
+    torch.testing.assert_close(second.x[:, :, 1:], first.x[:, :, 1:])  # the same seed's noise again
+    torch.testing.assert_close(out.latent, torch.full_like(out.latent, 0.25))
+    assert out.info.endswith("first frame sampled first")
+
+
+@pytest.mark.parametrize("known", ["keyframe", "denoise"])
+def test_first_frame_first_is_for_text_to_video_from_noise_only(known):
+    model, vae, steps = oracle_model("ti2v"), PoolingVAE(48), 2
+    keyframes = Keyframes.from_images(vae, torch.rand(1, 16, 16, 3), [-1]) if known == "keyframe" else None
+    out = sample(model, torch.zeros(1, 48, 3, 2, 2), prompt(0.25), steps=steps, cfg=1, vae=vae, keyframes=keyframes,
+                 denoise=0.5 if known == "denoise" else 1.0, first_frame_first=True)
+    assert len(model.dit.calls) == steps and "first frame" not in out.info
+
+
 @pytest.mark.parametrize("cfg", [math.nan, math.inf])
 def test_cfg_must_be_finite(cfg):
     with pytest.raises(SpacetimeError, match="finite"):
