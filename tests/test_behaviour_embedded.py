@@ -37,16 +37,17 @@ SEAM_OVER_VAE = 1.5
 # In-between positions, the median over the clips whose object the VAE's round trip shows and seeds 0-2, may be
 # this much further off than the round trip's own. An object held still at the first keyframe would be 7.4-8.8 px
 # further off on these clips (median 8.3), so the bound tells motion from none. Medians over the three clips per
-# seed 0-5: the shipped DiT 3.1, 4.6, 3.3, 2.0, 4.8, 5.5 px (3.3 over seeds 0-2); the previous one, trained without
-# continuation drills, 5.8, 8.3, 7.9, 6.0, 9.7, 8.5 (it met the bound at seed 0 alone, as a DiT holding objects still
-# would); the one before it 4.5, 8.1, 4.8, 7.6, 9.3, 3.9.
+# seed 0-5: the shipped DiT 2.5, 3.4, 3.2, 0.5, 1.6, 3.6 px (3.2 over seeds 0-2); before its second phase 3.1, 4.6,
+# 3.3, 2.0, 4.8, 5.5; the set before, trained without continuation drills, 5.8, 8.3, 7.9, 6.0, 9.7, 8.5 (it met the
+# bound at seed 0 alone, as a DiT holding objects still would); the one before it 4.5, 8.1, 4.8, 7.6, 9.3, 3.9.
 INFILL_SEEDS = (0, 1, 2)
 INFILL_BETWEEN_MEDIAN_PX = 6.0
 # The three-shot minute, first vs last window, the median over seeds 0-2: one seed is not a measure (over seeds 0-3
 # the two-head set drifted 10.6, 43.5, 28.0, 29.1/255 with each window decoded from a fresh start, the latents' own
 # drift, and 11.8, 40.9, 22.9, 29.2 decoded in one pass as a user sees it; at seed 0 alone it met a bound of 16).
-# The shipped set: fresh windows 14.8, 16.2, 27.5, 19.4; one pass 9.5, 12.3, 21.8, 14.5 (medians over seeds 0-2:
-# 16.2 and 12.3); the previous one 10.3, 37.8, 15.0, 25.2 and 18.0, 34.8, 11.7, 21.2. Far from issue 4's "within a
+# The shipped set: fresh windows 13.1, 22.0, 18.3, 21.8; one pass 8.9, 14.3, 11.6, 17.5 (medians over seeds 0-2:
+# 18.3 and 11.6); before the DiT's second phase 14.8, 16.2, 27.5, 19.4 and 9.5, 12.3, 21.8, 14.5; the set before
+# 10.3, 37.8, 15.0, 25.2 and 18.0, 34.8, 11.7, 21.2. Far from issue 4's "within a
 # few levels" (docs/EMBEDDED.md); the two-head set's fresh-window median, 28.0, would fail the bounds.
 DRIFT_SEEDS = (0, 1, 2)
 DRIFT_FRESH_WINDOWS_255 = 24

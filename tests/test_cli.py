@@ -24,12 +24,15 @@ def model_flags(pack_dirs, tiny_models) -> list[str]:
 def test_generate_writes_an_mp4_with_its_settings(pack_dirs, tiny_models, tmp_path, capsys):
     out = tmp_path / "clips" / "ball.mp4"
     code = main(["generate", "--prompt", "a red ball", "--seed", "5", *FAST, *model_flags(pack_dirs, tiny_models),
-                 "--out", str(out)])
-    assert code == 0 and f"wrote {out.resolve()} (9 frames, 32x32, 8 fps" in capsys.readouterr().out
+                 "--frame-order", "first frame first", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and f"wrote {out.resolve()} (9 frames, 32x32, 8 fps" in printed
+    assert "first frame sampled first" in printed
     frames, fps = read_mp4(out)
     assert frames.shape == (9, 32, 32, 3) and fps == 8.0
     settings = json.loads(read_metadata(out)["spacetime"])
     assert settings["prompt"] == "a red ball" and settings["seed"] == 5 and settings["steps"] == 2
+    assert settings["frame_order"] == "first frame first"
 
 
 @pytest.mark.skipif(not BUNDLED, reason="the bundled spacetime-mini files are not in models/spacetime-mini/")
@@ -38,7 +41,9 @@ def test_generate_uses_the_bundled_model_and_its_defaults(tmp_path, monkeypatch,
     out = tmp_path / "mini.mp4"
     code = main(["generate", "--prompt", "a red circle moving right on a blue background", "--steps", "2",
                  "--frames", "5", "--out", str(out)])
-    assert code == 0 and str(out.resolve()) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert code == 0 and str(out.resolve()) in printed
+    assert "first frame sampled first" in printed  # the model's default for text to video
     defaults = read_metadata_config(read_safetensors_keys(bundled_path("diffusion_models"))[1])["sampling"]
     frames, fps = read_mp4(out)
     assert frames.shape == (5, defaults["height"], defaults["width"], 3) and fps == defaults["fps"]
