@@ -60,8 +60,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window)
-    return SampleResult(denormalize(timeline.latent, *stats),
-                        _describe(used, windows, length) + ("; first frame sampled first" if first_pass else ""))
+    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, first_pass))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -187,6 +186,7 @@ class _WindowRunner:
             self.callback(self.done, self.total, latent_preview(state["denoised"], *self.factors))
 
 
-def _describe(mechanism: str, windows, length: int) -> str:
+def _describe(mechanism: str, windows, length: int, first_pass: bool) -> str:
     chained = f"{len(windows)} windows of {length} latent frames" if len(windows) > 1 else "one window"
-    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}"
+    first = "; first frame sampled first" if first_pass else ""
+    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}{first}"
