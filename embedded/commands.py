@@ -12,7 +12,7 @@ def add_embedded_commands(subparsers) -> None:
     """Register `train-embedded` and `quality` on the `spacetime` CLI's subparsers."""
     train = subparsers.add_parser(
         "train-embedded", help="train the bundled spacetime-mini model from scratch on the procedural world",
-        description="Trains the tokenizer, text encoder, VAE and DiT of spacetime-mini on a CPU (about 100-115 min on "
+        description="Trains the tokenizer, text encoder, VAE and DiT of spacetime-mini on a CPU (about 120-135 min on "
                     "2 cores, docs/EMBEDDED.md) and writes the three safetensors files.")
     train.add_argument("--out", type=Path, default=None, help="folder for the model files (default: the bundled "
                                                               "models/spacetime-mini)")
@@ -29,8 +29,9 @@ def add_embedded_commands(subparsers) -> None:
     quality = subparsers.add_parser(
         "quality", help="measure the bundled model against the quality targets (colour, direction, I2V, ...)",
         description="Generates held-out prompts through the pipeline and reads the frames with an analytic "
-                    "detector; prints the measures against the targets of issue 5, and the text-to-video measures of the "
-                    "VAE round trips of the true clips (the most any DiT could score through this VAE).")
+                    "detector; prints the measures against the targets of issue 5, and the same measures on the VAE "
+                    "round trips of the true clips (the most any DiT could score through this VAE; for drift, what "
+                    "the VAE alone adds over a long true clip).")
     size = quality.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="full", action="store_false", help="reduced set (default, ~2 min)")
     size.add_argument("--full", dest="full", action="store_true", help="full set (60 prompts, 60 s drift)")

@@ -104,6 +104,7 @@ def test_round_trip_ceiling_reads_what_the_vae_keeps():
     assert perfect["object_area"] == (1.0, 6) and flat["object_area"][0] == 0.0
     assert perfect["keyframe_psnr"][0] == perfect["i2v_psnr"][0] == 100.0  # identical frames, at psnr's cap
     assert flat["keyframe_psnr"][0] < 30 and flat["keyframe_psnr"][1] == 2 * config.infill
+    assert perfect["drift_255"][0] < 0.05 and perfect["drift_255"][1] == config.drift_round_trips  # no drift
     table = q.format_report({"colour": (0.5, 6), "seam_ratio": (1.5, 3), "object_area": (1.5, 6)}, perfect)
     rows = table.splitlines()
     assert "VAE round trip" in table and "100.0%" in rows[1] and rows[2].endswith("-") and "1.50x" in rows[3]
