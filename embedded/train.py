@@ -84,13 +84,16 @@ class TrainConfig:
     # itself temporally resampled, the steady state of every longer video (a VAE that never saw it drifted in colour
     # from there; one trained on 17-frame clips from the start did not learn at all in 1000 steps)
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    # The last phase trains the decoder alone: the encoder, and so the latents the DiT learns from, stay as they
-    # were, while objects come back truer (object colour read from the held-out round trips 43% -> 65%, direction
-    # of motion 68% -> 86%). On 17-frame clips its temporal cache settles at a small colour offset in longer videos;
-    # on 33-frame clips it does not, but gains less colour (docs/EMBEDDED.md)
+    # The last two phases train the decoder alone: the encoder, and so the latents the DiT learns from, stay as they
+    # were, while objects come back truer (object colour read from the held-out round trips 43% -> 65% -> 68%). The
+    # fourth runs on 33-frame clips because a decoder that only ever saw 17 frames does not know the steady state of
+    # its temporal cache: through it a true minute's background drifted 17/255 from its start, after it 4/255
+    # (more 17-frame steps instead: 11/255; docs/EMBEDDED.md)
     vae_phases: tuple[VAEPhase, ...] = (VAEPhase(steps=1500, batch=4, clip_frames=5, lr=1e-3, warmup=100),
                                         VAEPhase(steps=1500, batch=2, clip_frames=17, lr=3e-4, warmup=50),
                                         VAEPhase(steps=600, batch=4, clip_frames=17, lr=5e-4, warmup=50,
+                                                 decoder_only=True),
+                                        VAEPhase(steps=1500, batch=2, clip_frames=33, lr=3e-4, warmup=50,
                                                  decoder_only=True))
     vae_crop: int = 32
     vae_thumbnail: float = 2.0
@@ -206,12 +209,14 @@ def to_pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 def vae_batch(rng: np.random.Generator, cfg: TrainConfig, clip_frames: int, batch: int) -> torch.Tensor:
-    """Random crops [B, 3, T, crop, crop] of world clips; a quarter of batches are single frames (twice as many)."""
+    """Random crops [B, 3, T, crop, crop] of world clips; a quarter of batches are single frames (twice as many).
+    Clips are the world's 17 frames, or `clip_frames` when that is longer."""
     single = rng.random() < 0.25
     frames, count = (1, 2 * batch) if single else (clip_frames, batch)
+    world = WorldConfig(frames=max(clip_frames, WorldConfig().frames), long_fraction=0.0)
     clips = []
     for _ in range(count):
-        video, _ = make_clip(int(rng.integers(2**31)), WorldConfig(long_fraction=0.0))
+        video, _ = make_clip(int(rng.integers(2**31)), world)
         t, y, x = (int(rng.integers(0, n - c + 1)) for n, c in zip(video.shape[:3], (frames, cfg.vae_crop, cfg.vae_crop)))
         clips.append(to_pixels(video[t:t + frames, y:y + cfg.vae_crop, x:x + cfg.vae_crop]))
     return torch.stack(clips)

@@ -21,6 +21,8 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                            vae_phases=(VAEPhase(steps=2, batch=4, clip_frames=5, lr=1e-3, warmup=100),
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50),
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=5e-4, warmup=50,
+                                                decoder_only=True),
+                                       VAEPhase(steps=1, batch=1, clip_frames=33, lr=3e-4, warmup=50,
                                                 decoder_only=True)),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)))
@@ -120,6 +122,12 @@ def test_a_decoder_only_phase_leaves_the_encoder_and_so_the_latents_alone(tmp_pa
     decoding = [k for k in before if k.startswith(("decoder.", "conv2."))]
     assert encoding and all(torch.equal(before[k], after[k]) for k in encoding)
     assert any(not torch.equal(before[k], after[k]) for k in decoding)
+
+
+def test_vae_batches_are_crops_of_clips_as_long_as_the_phase_asks():
+    rng = np.random.default_rng(1)
+    shapes = {tuple(train.vae_batch(rng, TINY, 33, 2).shape) for _ in range(8)}
+    assert (2, 3, 33, 32, 32) in shapes and shapes <= {(2, 3, 33, 32, 32), (4, 3, 1, 32, 32)}
 
 
 def test_noise_levels_are_one_per_clip_unless_drawn_per_frame():
