@@ -262,6 +262,11 @@ def drift_255(first: np.ndarray, last: np.ndarray) -> float:
     return float(np.abs(background_colour(first) - background_colour(last)).max() * 255.0)
 
 
+def video_drift(video: np.ndarray) -> float:
+    """`drift_255` between a long video's first and last 17 frames."""
+    return drift_255(video[:17], video[-17:])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Held-out scenes
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,10 +387,7 @@ def measure_infill(generate, scenes) -> dict[str, float]:
 def measure_drift(generate, scenes, seconds: float) -> dict[str, float]:
     """Mean drift over chained videos of `seconds`, one per scene's caption. A chain is chaotic (the same prompt
     and seed drifted 7 or 16/255 on one or two torch threads), so one says little."""
-    drifts = []
-    for _, scene in scenes:
-        video = _frames(generate(scene.caption, seconds=seconds, seed=0))
-        drifts.append(drift_255(video[:17], video[-17:]))
+    drifts = [video_drift(_frames(generate(scene.caption, seconds=seconds, seed=0))) for _, scene in scenes]
     return {"drift_255": (float(np.mean(drifts)), len(drifts))}
 
 
@@ -441,15 +443,14 @@ def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[flo
 def round_trip_drift(vae, config: ReportConfig = QUICK) -> tuple[float, int]:
     """The drift measure on held-out true clips as long as the report's chained video, through the VAE in one
     stream: the background colour the VAE alone lets wander between the first and the last 17 frames."""
-    frames = 4 * round(config.drift_seconds * WorldConfig().fps / 4) + 1  # 481 for a minute at the world's 8 fps
+    from ..sampler import frames_for_seconds
+
+    length = frames_for_seconds(config.drift_seconds, WorldConfig().fps)  # 481 for a minute at the world's 8 fps
     # one object: the world's pairs drift at a speed that would carry them out of so long a clip
-    world = WorldConfig(sizes=((64, 64),), frames=frames, long_fraction=0.0, two_object_fraction=0.0,
+    world = WorldConfig(sizes=((64, 64),), frames=length, long_fraction=0.0, two_object_fraction=0.0,
                         gradient_fraction=0.0)
-    drifts = []
-    for i in range(config.drift_round_trips):
-        frames, _ = make_clip(config.seed + 300_000 + i, world)
-        decoded = vae_round_trip(vae, frames)
-        drifts.append(drift_255(decoded[:17], decoded[-17:]))
+    drifts = [video_drift(vae_round_trip(vae, make_clip(config.seed + 300_000 + i, world)[0]))
+              for i in range(config.drift_round_trips)]
     return float(np.mean(drifts)), len(drifts)
 
 
