@@ -2,9 +2,10 @@
 
 The world is synthetic, so a generated frame can be read without a learned model: the background is a plane
 (solid colours and linear gradients are both planar per channel), fitted to the frame's border; object pixels
-are those far from it, grouped by their nearest named colour. From that come object and background colour,
-shape, motion and left/right adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill
-keyframes, background drift over a long chained video). `spacetime quality` prints them against the targets of issue 5.
+are those far from it, grouped by their nearest named colour, an object's soft rim (its blend with the background)
+taken as the object's colour. From that come object and background colour, shape, motion and left/right
+adherence, and the conditioning measures (I2V frame-0 PSNR, extension seam, infill keyframes, background drift
+over a long chained video). `spacetime quality` prints them against the targets of issue 5.
 
 Frames are float arrays `[T, H, W, 3]` (or one frame `[H, W, 3]`) in 0..1; positions are pixels (x right, y down).
 """
@@ -33,6 +34,7 @@ class DetectorConfig:
     object_distance: float = 0.2  # a pixel this far from the background belongs to some object
     min_core_pixels: int = 4  # fewer interior pixels of one colour than this is an edge blend, not an object
     outlier: float = 0.12  # border pixels further than this from the first fit are objects touching the edge
+    edge_tolerance: float = 0.1  # a soft edge lies this close to the line from the background to its object's colour
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,45 @@ def off_background(frame: np.ndarray, background: np.ndarray, config: DetectorCo
     return np.linalg.norm(frame - background, axis=-1) > config.object_distance
 
 
+def _blend_residual(frame: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """`[H, W]` distance of each pixel from the segment between its background and `colour`."""
+    blend = background + _coverage(frame, background, colour)[..., None] * (colour - background)
+    return np.linalg.norm(frame - blend, axis=-1)
+
+
+def _label_soft_edges(frame, background, foreground, labels, config: DetectorConfig) -> np.ndarray:
+    """`labels` with each object's soft edge given the object's colour.
+
+    A soft (decoded) object fades into the background through colours of their own: a white triangle on black has
+    a gray rim, a yellow disc on red an orange one, and the rim can cover more pixels than the interior. The pixels
+    reached from a colour's interior through blends of that colour with the background are its edge, not objects
+    of their own. Colours furthest from the background claim their edges first, so a rim never claims its object.
+    (A gray object touching a white one on black would be taken for the white one's edge.)
+    """
+    out, claimed = labels.copy(), np.zeros_like(foreground)
+    contrast = np.linalg.norm(PALETTE - background.mean(axis=(0, 1)), axis=-1)  # (K,)
+    for k in sorted(np.unique(labels[foreground]), key=lambda k: -contrast[k]):
+        core = _erode(foreground & (out == k))
+        if core.sum() < config.min_core_pixels:
+            continue
+        blend = _blend_residual(frame, background, PALETTE[k]) < config.edge_tolerance
+        passable = foreground & ~claimed & ((out == k) | blend)
+        region = core
+        while True:  # grow from the interior through the colour and its blends, a pixel at a time
+            grown = _dilate(region, 1) & passable | core
+            if (grown == region).all():
+                break
+            region = grown
+        out[region] = k
+        claimed |= region
+    return out
+
+
 def detect(frame: np.ndarray, config: DetectorConfig = DetectorConfig()) -> list[Blob]:
     """The objects in one frame `[H, W, 3]`, largest first."""
     background = background_plane(frame, config)
     foreground = off_background(frame, background, config)  # (H, W)
-    labels = nearest_named(frame)  # (H, W)
+    labels = _label_soft_edges(frame, background, foreground, nearest_named(frame), config)  # (H, W)
     ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]].astype(np.float32) + 0.5
     blobs = []
     for k in np.unique(labels[foreground]):

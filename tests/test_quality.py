@@ -57,6 +57,22 @@ def test_wrong_colour_and_direction_are_caught():
     assert not q.colour_ok(q.detect_clip(gray), scene)
 
 
+def _soft_disc(colour: str, background: str, radius: float, softness: float) -> np.ndarray:
+    """A 64x64 frame: a disc of `colour` fading linearly into `background` over `softness` pixels at its rim."""
+    ys, xs = np.mgrid[0:64, 0:64] + 0.5
+    distance = np.hypot(xs - 32, ys - 32)
+    cover = np.clip((radius + softness / 2 - distance) / softness, 0, 1)[..., None]
+    return (cover * q.PALETTE[q.NAMES.index(colour)] + (1 - cover) * q.PALETTE[q.NAMES.index(background)])
+
+
+def test_a_soft_rim_takes_its_objects_colour():
+    # a decoded white disc on black fades through a gray ring wider than its white interior is across
+    blurred = q.detect(_soft_disc("white", "black", radius=8, softness=12))
+    assert [b.colour for b in blurred][:1] == ["white"] and "gray" not in [b.colour for b in blurred]
+    # a gray object with no white inside stays gray, soft or sharp
+    assert [b.colour for b in q.detect(_soft_disc("gray", "black", radius=8, softness=4))] == ["gray"]
+
+
 def test_background_plane_is_exact_on_a_gradient():
     frames, scene = make_clip(4, WorldConfig(gradient_fraction=1.0, two_object_fraction=0.0))
     plane = q.background_plane(frames[0])
