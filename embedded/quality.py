@@ -135,7 +135,7 @@ def _label_soft_edges(frame, background, foreground, labels, config: DetectorCon
         passable = foreground & ~claimed & ((out == k) | blend)
         region = core
         while True:  # grow from the interior through the colour and its blends, a pixel at a time
-            grown = _dilate(region, 1) & passable | core
+            grown = (_dilate(region, 1) & passable) | core
             if (grown == region).all():
                 break
             region = grown
@@ -510,7 +510,8 @@ def _stands_still(scene: Scene) -> bool:
     return all(np.ptp(o.centers, axis=0).max() == 0 and np.ptp(o.sizes) == 0 for o in scene.objects)
 
 
-def _object_error(true_frames: np.ndarray, decoded: np.ndarray, config: DetectorConfig = DetectorConfig()) -> np.ndarray:
+def _object_error(true_frames: np.ndarray, decoded: np.ndarray,
+                  config: DetectorConfig = DetectorConfig()) -> np.ndarray:
     """17 frames -> [5]: mean absolute error over object pixels (off the true background) per latent frame."""
     per_frame = []
     for true, out in zip(true_frames, decoded):

@@ -219,7 +219,8 @@ def vae_batch(rng: np.random.Generator, cfg: TrainConfig, clip_frames: int, batc
     clips = []
     for _ in range(count):
         video, _ = make_clip(int(rng.integers(2**31)), world)
-        t, y, x = (int(rng.integers(0, n - c + 1)) for n, c in zip(video.shape[:3], (frames, cfg.vae_crop, cfg.vae_crop)))
+        crop = (frames, cfg.vae_crop, cfg.vae_crop)  # (t, h, w)
+        t, y, x = (int(rng.integers(0, n - c + 1)) for n, c in zip(video.shape[:3], crop))
         clips.append(to_pixels(video[t:t + frames, y:y + cfg.vae_crop, x:x + cfg.vae_crop]))
     return torch.stack(clips)
 

@@ -285,7 +285,8 @@ def _background_phrases(background: Background, rng) -> tuple[str, str]:
     """(a phrase after "on a", a leading clause) for the background."""
     if background.kind == "solid":
         colour = background.colours[0]
-        return f"{colour} {_pick(rng, ('background', 'backdrop'))}", f"{colour} {_pick(rng, ('background', 'backdrop'))}"
+        nouns = ("background", "backdrop")
+        return f"{colour} {_pick(rng, nouns)}", f"{colour} {_pick(rng, nouns)}"  # each phrase draws its own noun
     first, second = background.colours
     lead = {"vertical": "top to bottom", "horizontal": "left to right"}[background.kind]
     phrase = f"{background.kind} gradient from {first} to {second}"
