@@ -51,10 +51,12 @@ class Phase:
 
 @dataclass(frozen=True)
 class VAEPhase(Phase):
-    """A VAE phase also fixes its batches, `batch` clips `clip_frames` long, and whether the encoder is frozen."""
+    """A VAE phase also fixes its batches, `batch` clips `clip_frames` long, whether the encoder is frozen, and the
+    share of batches decoded from a later latent frame on (`vae_loss`'s `start`)."""
     batch: int
     clip_frames: int
     decoder_only: bool = False
+    mid_clip_share: float = 0.0
 
 
 def phase_at(phases: tuple[Phase, ...], step: int) -> tuple[Phase, int]:
@@ -84,17 +86,21 @@ class TrainConfig:
     # itself temporally resampled, the steady state of every longer video (a VAE that never saw it drifted in colour
     # from there; one trained on 17-frame clips from the start did not learn at all in 1000 steps)
     vae: VAEConfig = VAEConfig("wan2.1", base_dim=12, decoder_base_dim=12, z_dim=16)
-    # The last two phases train the decoder alone: the encoder, and so the latents the DiT learns from, stay as they
+    # The last three phases train the decoder alone: the encoder, and so the latents the DiT learns from, stay as they
     # were, while objects come back truer (object colour read from the held-out round trips 43% -> 65% -> 68%). The
     # fourth runs on 33-frame clips because a decoder that only ever saw 17 frames does not know the steady state of
     # its temporal cache: through it a true minute's background drifted 17/255 from its start, after it 4/255
-    # (more 17-frame steps instead: 11/255; docs/EMBEDDED.md)
+    # (more 17-frame steps instead: 11/255; docs/EMBEDDED.md). The fifth decodes half its batches from a later latent
+    # frame on: a decoder that only ever started a stream on a clip's first latent frame starts anywhere else, and
+    # on the DiT's latents even there, with a dozen frames 10-30/255 off (a minute's drift 10.3 -> 8.4/255)
     vae_phases: tuple[VAEPhase, ...] = (VAEPhase(steps=1500, batch=4, clip_frames=5, lr=1e-3, warmup=100),
                                         VAEPhase(steps=1500, batch=2, clip_frames=17, lr=3e-4, warmup=50),
                                         VAEPhase(steps=600, batch=4, clip_frames=17, lr=5e-4, warmup=50,
                                                  decoder_only=True),
                                         VAEPhase(steps=1500, batch=2, clip_frames=33, lr=3e-4, warmup=50,
-                                                 decoder_only=True))
+                                                 decoder_only=True),
+                                        VAEPhase(steps=1500, batch=2, clip_frames=33, lr=3e-4, warmup=50,
+                                                 decoder_only=True, mid_clip_share=0.5))
     vae_crop: int = 32
     vae_thumbnail: float = 2.0
     # pixels far from the clip's background colour weigh 1 + this: objects cover a few percent of a frame,
@@ -288,8 +294,11 @@ def _init_text_encoder(text: UMT5Encoder) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def vae_loss(vae: WanVAE, clips: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+def vae_loss(vae: WanVAE, clips: torch.Tensor, cfg: TrainConfig, start: int = 0) -> tuple[torch.Tensor, dict]:
     """Object-weighted L1 + MSE reconstruction from the latent mean, plus a thumbnail term on three latent channels.
+
+    `start` > 0 decodes the latents from latent frame `start` on, as a fresh stream, against the pixels from frame
+    4 * start on (the last frame of the group that latent frame encodes, then the rest).
 
     From a random init the decoder sits on the mean image for hundreds of steps, because the latent barely
     varies between inputs; asking three channels to be the 8x8-pooled colours makes the latent informative from
@@ -297,9 +306,10 @@ def vae_loss(vae: WanVAE, clips: torch.Tensor, cfg: TrainConfig) -> tuple[torch.
     deterministically (the mean), as the VAE's encode does at inference.
     """
     mean, _ = vae.encode_distribution(clips)
-    recon = decode_unclamped(vae, mean)
-    error = recon - clips
-    weight = object_weight(clips, cfg.vae_object_weight, cfg.vae_object_threshold).expand_as(error)
+    recon = decode_unclamped(vae, mean[:, :, start:])
+    target = clips[:, :, vae.config.compression[0] * start:]
+    error = recon - target
+    weight = object_weight(target, cfg.vae_object_weight, cfg.vae_object_threshold).expand_as(error)
     weighted = ((error.abs() + error ** 2) * weight).sum() / weight.sum()
     thumbnail = F.mse_loss(mean[:, :3], latent_thumbnail(clips))
     parts = {"l1": error.abs().mean().item(), "mse": (error ** 2).mean().item(), "thumbnail": thumbnail.item()}
@@ -353,7 +363,8 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
             group["lr"] = phase_lr(cfg.vae_phases, step)
         for encoding in (vae.encoder, vae.conv1):  # frozen parameters get no gradient, so AdamW leaves them be
             encoding.requires_grad_(not phase.decoder_only)
-        loss, parts = vae_loss(vae, vae_batch(rng, cfg, phase.clip_frames, phase.batch), cfg)
+        clips = vae_batch(rng, cfg, phase.clip_frames, phase.batch)
+        loss, parts = vae_loss(vae, clips, cfg, start=mid_clip_start(rng, phase, clips.shape[2]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -365,6 +376,16 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
             work.save("vae", {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict(),
                               "random": random_state(rng)})
     return vae.eval().requires_grad_(False)
+
+
+def mid_clip_start(rng: np.random.Generator, phase: VAEPhase, frames: int) -> int:
+    """The latent frame a batch of `frames`-frame clips is decoded from: 0, or in `phase.mid_clip_share` of batches
+    of 5 latent frames or more one that leaves 4 or more. Shorter clips and phases without mid-clip starts draw
+    nothing, so their batches stay as they were."""
+    latent_frames = (frames - 1) // 4 + 1  # the Wan VAE's: frame 0 alone, then 4 frames a latent frame
+    if phase.mid_clip_share == 0.0 or latent_frames < 5 or rng.random() >= phase.mid_clip_share:
+        return 0
+    return int(rng.integers(1, latent_frames - 3))
 
 
 def _cosine(step: int, total: int, warmup: int = 100) -> float:
@@ -412,7 +433,8 @@ def fit_latent_rgb(vae: WanVAE, dataset: dict, mean, std) -> tuple[list[list[flo
     z = bucket["latents"][:64, :, :1]  # (N, C, 1, h, w): first latent frames
     rgb = F.avg_pool2d(vae.decode(z)[:, :, 0], 8)  # (N, 3, h, w): the pixels each latent element covers
     norm = (z[:, :, 0] - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    x = torch.cat([norm.permute(0, 2, 3, 1).reshape(-1, norm.shape[1]), torch.ones(norm.numel() // norm.shape[1], 1)], 1)
+    features = norm.permute(0, 2, 3, 1).reshape(-1, norm.shape[1])  # (N*h*w, C)
+    x = torch.cat([features, torch.ones(features.shape[0], 1)], 1)
     y = rgb.permute(0, 2, 3, 1).reshape(-1, 3)
     solution = torch.linalg.lstsq(x, y).solution  # (C + 1, 3)
     return solution[:-1].tolist(), solution[-1].tolist()

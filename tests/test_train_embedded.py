@@ -14,7 +14,8 @@ from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
 from comfyui_spacetime.embedded import train
 from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, drill_clips, make_drills, noise_levels,
-                                              object_weight, phase_at, phase_lr, train_embedded)
+                                              mid_clip_start, object_weight, phase_at, phase_lr, train_embedded,
+                                              vae_loss)
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
@@ -23,7 +24,9 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=5e-4, warmup=50,
                                                 decoder_only=True),
                                        VAEPhase(steps=1, batch=1, clip_frames=33, lr=3e-4, warmup=50,
-                                                decoder_only=True)),
+                                                decoder_only=True),
+                                       VAEPhase(steps=1, batch=1, clip_frames=33, lr=3e-4, warmup=50,
+                                                decoder_only=True, mid_clip_share=1.0)),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)))
 
@@ -165,3 +168,30 @@ def test_every_dataset_clip_says_whether_it_moves_straight(trained):
     for bucket in dataset.values():
         assert bucket["moves_straight"].dtype == torch.bool
         assert len(bucket["moves_straight"]) == len(bucket["captions"]) == len(bucket["latents"])
+
+
+def test_mid_clip_starts_leave_a_stream_of_four_latent_frames_or_more_and_other_phases_undrawn():
+    rng = np.random.default_rng(2)
+    half = VAEPhase(steps=1, batch=1, clip_frames=33, lr=1e-3, warmup=0, mid_clip_share=0.5)
+    starts = [mid_clip_start(rng, half, 33) for _ in range(400)]
+    assert set(starts) == {0, 1, 2, 3, 4, 5} and 150 < starts.count(0) < 250  # 9 latent frames: 1..5 leave >= 4
+    state = rng.bit_generator.state
+    assert mid_clip_start(rng, half, 1) == 0 and mid_clip_start(rng, TINY.vae_phases[3], 33) == 0
+    assert rng.bit_generator.state == state  # single frames and phases without the share draw nothing
+
+
+def test_a_mid_clip_start_is_scored_against_the_frames_from_that_latent_frames_group_on(monkeypatch):
+    vae = train.WanVAE(TINY.vae)
+    clips = torch.rand(1, 3, 33, 32, 32) * 2 - 1
+    seen = {}
+    real_decode = train.decode_unclamped
+
+    def decode(vae, z):
+        seen["latent_frames"] = z.shape[2]
+        return real_decode(vae, z)
+
+    monkeypatch.setattr(train, "decode_unclamped", decode)
+    loss, parts = vae_loss(vae, clips, TINY, start=3)
+    assert seen["latent_frames"] == 6 and torch.isfinite(loss)  # latent frames 3..8 -> pixel frames 12..32
+    monkeypatch.setattr(train, "decode_unclamped", lambda vae, z: clips[:, :, 12:])
+    assert vae_loss(vae, clips, TINY, start=3)[1]["l1"] == 0.0
