@@ -18,6 +18,7 @@ from .nodes.loaders import ATTENTION_BACKENDS, WEIGHT_DTYPES
 from .nodes.sampling import FRAME_ORDERS
 from .nodes.video_io import WATERMARKS, Signing, save_video
 from .pipeline import ModelFiles, generate, load_models
+from .sampler import FIRST_FRAME_CANDIDATES
 from .provenance.commands import add_provenance_commands
 from .workflow import run_workflow
 
@@ -78,6 +79,9 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--frame-order", choices=FRAME_ORDERS, default="auto",
                      help="text to video: sample the first frame first, then the clip from it (twice the time), or "
                           "all frames together; auto: the model's default (first frame first for spacetime-mini)")
+    gen.add_argument("--first-frame-candidates", type=int, default=FIRST_FRAME_CANDIDATES, metavar="N",
+                     help="with the first frame first: sample N first clips and keep the start of the one the model "
+                          f"finds its prompt explains best (default {FIRST_FRAME_CANDIDATES}; 1: the seed's own)")
     gen.add_argument("--crf", type=int, default=DEFAULT_CRF, help="h264 quality (lower is better)")
     _add_model_flags(gen)
     marks = gen.add_argument_group("provenance")
@@ -113,7 +117,8 @@ def _generate(args: argparse.Namespace) -> int:
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
                       keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
                       seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
-                      frame_order=args.frame_order, models=models)
+                      frame_order=args.frame_order, first_frame_candidates=args.first_frame_candidates,
+                      models=models)
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None

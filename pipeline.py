@@ -22,7 +22,7 @@ from .nodes.loaders import NO_LOW_NOISE_MODEL, SpacetimeLoadDiffusionModel, Spac
 from .nodes.sampling import SpacetimeSampler
 from .nodes.text import SpacetimeTextEncode
 from .nodes.vae_nodes import SpacetimeVAEDecode
-from .sampler import frames_for_seconds
+from .sampler import FIRST_FRAME_CANDIDATES, frames_for_seconds
 
 # for a model whose file names no defaults: the Spacetime Sampler's and Empty Latent Video's widget defaults
 FALLBACK_DEFAULTS = SamplingDefaults(shift=8.0, steps=30, cfg=5.0, fps=16, frames=81, width=832, height=480)
@@ -69,12 +69,14 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              seconds: float | None = None, frames: int | None = None, fps: float | None = None, size=None,
              seed: int = 0, steps: int | None = None, cfg: float | None = None, shift: float | None = None,
              solver: str | None = None, models: Models | None = None, context_frames: int = 0,
-             anchor_first_frame: bool = False, frame_order: str = "auto") -> Generation:
+             anchor_first_frame: bool = False, frame_order: str = "auto",
+             first_frame_candidates: int = FIRST_FRAME_CANDIDATES) -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
     `extend`: a clip to extend by `seconds` in `direction`, at its size (and its frame rate unless `fps`).
     `keyframes`: (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else
-    `seconds` at `fps`, else the model's default. `frame_order`: as the Sampler node's (text to video only).
+    `seconds` at `fps`, else the model's default. `frame_order`, `first_frame_candidates`: as the Sampler node's
+    (text to video only).
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS
@@ -92,7 +94,8 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
     length = 4 * (latent["samples"].shape[2] - 1) + 1  # pixel frames of the latent, 4k+1
     known = _add_keyframes(models.vae, known, image, keyframes, length, fps)
     settings = dict(seed=seed, steps=steps or defaults.steps, cfg=defaults.cfg if cfg is None else cfg,
-                    shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order)
+                    shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order,
+                    first_frame_candidates=first_frame_candidates)
     sampled, info = SpacetimeSampler().sample(models.model, conditioning, latent, denoise=1.0, fps=fps,
                                               keyframes=known, vae=models.vae, **settings)
     video = SpacetimeVAEDecode().decode(models.vae, sampled, False, 256, 64, 0)[0]

@@ -93,12 +93,12 @@ class Denoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = float(sigma)
-        active = self.inputs.active(s)
-        x_in, timestep, extra = self._model_input(x, s, active)
-        v = self._guided_velocity(self.model.expert(s), x_in, timestep, extra)
+        v, v_negative = self.velocities(x, s, negative=self.cfg != 1)
+        if v_negative is not None:
+            v = v_negative + self.cfg * (v - v_negative)  # classifier-free guidance in velocity space
         denoised = x - s * v  # flow matching: x_t = sigma*noise + (1-sigma)*x0, v = noise - x0
         if self.inputs.mechanism in ("per_token", "renoise"):
-            denoised = torch.where(_frames(active), self.inputs.known, denoised)
+            denoised = torch.where(_frames(self.inputs.active(s)), self.inputs.known, denoised)
         return denoised
 
     def _model_input(self, x, sigma, active):
@@ -120,11 +120,11 @@ class Denoiser:
         reactive = inputs.gray.expand(batch, -1, -1, -1, -1)
         return x, t, {"vace_context": torch.cat([image, reactive, mask], dim=1)}  # [B, 2C + 64, T, H, W]
 
-    def _guided_velocity(self, dit, x_in, timestep, extra):
-        """Classifier-free guidance in velocity space; cfg 1 runs the positive pass only."""
-        batch = x_in.shape[0]
+    def velocities(self, x: torch.Tensor, sigma: float, negative: bool = True):
+        """(velocity with the prompt, velocity with the negative prompt or None) at noise level `sigma`."""
+        x_in, timestep, extra = self._model_input(x, sigma, self.inputs.active(sigma))
+        dit, batch = self.model.expert(sigma), x_in.shape[0]
         v = dit(x_in, timestep, self.inputs.context.expand(batch, -1, -1), **extra)
-        if self.cfg == 1:
-            return v
-        v_negative = dit(x_in, timestep, self.inputs.negative.expand(batch, -1, -1), **extra)
-        return v_negative + self.cfg * (v - v_negative)
+        if not negative:
+            return v, None
+        return v, dit(x_in, timestep, self.inputs.negative.expand(batch, -1, -1), **extra)

@@ -1,4 +1,5 @@
 """`sample()`: text (+ keyframes) -> a video latent, with flow matching, window by window when the video is long."""
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -8,11 +9,15 @@ from ..core.errors import SpacetimeError
 from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
+from .first_frame import FIRST_FRAME_CANDIDATES, candidate_noise, prompt_agreement
 from .long_video import (DriftControl, Timeline, Window, first_new_second, overlap_length, plan_windows,
                          runs_backward, window_length)
 from .preview import latent_preview, preview_factors
 from .schedules import flow_sigmas
 from .solvers import get_solver
+
+
+MAX_CANDIDATES = 16  # first windows per video when text to video samples its first frame first
 
 
 class SampleResult(NamedTuple):
@@ -25,7 +30,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
            shift: float | None = None, solver: str = "unipc", denoise: float = 1.0, fps: float = 16,
            callback=None, window_frames: int | None = None, overlap_frames: int | None = None, anchors=None,
            drift_control: bool = True, mechanism: str | None = None, vae=None,
-           first_frame_first: bool = False) -> SampleResult:
+           first_frame_first: bool = False,
+           first_frame_candidates: int = FIRST_FRAME_CANDIDATES) -> SampleResult:
     """Sample a video latent [B, C, T, H, W] (raw, as LATENT["samples"]) from noise drawn from `seed` on the CPU.
 
     `model`: a SpacetimeModel. `negative` defaults to `positive.negative`. `shift`, `window_frames` default to
@@ -34,10 +40,12 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     per step with an RGB preview [t, h, w, 3] in 0..1 of the current window; raising from it stops sampling.
     `mechanism` overrides how keyframes are applied (see denoise.py). `anchors`: pixel frames of keyframes kept
     in every window. `first_frame_first`: with no frame known (text to video from noise), sample the first window,
-    keep its first latent frame and sample the video again from it, as image to video.
+    keep its first latent frame and sample the video again from it, as image to video; with
+    `first_frame_candidates` > 1, sample that many first windows per video and keep the first frame of the one
+    the model finds its prompt explains best (first_frame.py; it needs a negative prompt, else the seed's own).
     """
     negative = negative if negative is not None else positive.negative
-    _check_arguments(cfg, negative, latent_raw)
+    _check_arguments(cfg, negative, latent_raw, first_frame_candidates)
     config = model.config
     used = resolve_mechanism(model, mechanism)
     vae = vae if vae is not None else (keyframes.vae if keyframes is not None else None)
@@ -48,6 +56,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     sigmas = flow_sigmas(steps, shift if shift is not None else _default(config, "shift", 5.0), denoise)
     first_pass = first_frame_first and denoise == 1 and not timeline.strength.any()  # nothing known
+    candidates = (first_frame_candidates if negative is not None else 1) if first_pass else 0
     run = _WindowRunner(model, vae, sigmas, get_solver(solver), cfg, callback, (len(windows) + first_pass) * steps)
     drift = DriftControl(drift_control and len(windows) > 1)
     if first_pass:
@@ -55,12 +64,14 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
         # start the prompt's way (89% of held-out movers) but from noise alone mostly leaves its objects where they
         # begin; pinning a start of its own and sampling again turns text to video into image to video (Emu Video
         # factorizes text to video the same way, Girdhar et al. 2023). docs/EMBEDDED.md has the numbers.
-        _sample_window(run, timeline, Window(windows[0].frames, new=(0,)), used, positive, negative, fps, cfg, denoise)
+        _sample_first_frame(run, timeline, Window(windows[0].frames, new=(0,)), used, positive, negative, fps, seed,
+                            candidates)
         windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window)
-    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, first_pass))
+    info = _describe(used, windows, length, candidates)
+    return SampleResult(denormalize(timeline.latent, *stats), info)
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -71,12 +82,15 @@ def describe_mechanism(model, mechanism: str | None = None) -> str:
 
 # ------------------------------------------------------------------ argument checks and defaults
 
-def _check_arguments(cfg, negative, latent_raw) -> None:
+def _check_arguments(cfg, negative, latent_raw, first_frame_candidates) -> None:
     if not math.isfinite(cfg):
         raise SpacetimeError(f"cfg is {cfg}; expected a finite guidance scale such as 5.0 (1 turns guidance off).")
     if cfg != 1 and negative is None:
         raise SpacetimeError(f"cfg {cfg} needs a negative prompt to guide away from; encode one (it may be empty) "
                              "or set cfg to 1.")
+    if not (isinstance(first_frame_candidates, int) and 1 <= first_frame_candidates <= MAX_CANDIDATES):
+        raise SpacetimeError(f"first_frame_candidates is {first_frame_candidates!r}; expected a whole number from 1 "
+                             f"(the seed's own first window) to {MAX_CANDIDATES}.")
     if latent_raw.dim() != 5:
         raise SpacetimeError(f"the latent has shape {tuple(latent_raw.shape)}; expected a video latent "
                              "[B, C, T, H, W] (e.g. from Spacetime Empty Latent Video).")
@@ -164,6 +178,27 @@ def _sample_window(run, timeline: Timeline, window: Window, used, positive, nega
     timeline.write(window, run(inputs, start))
 
 
+def _sample_first_frame(run, timeline: Timeline, window: Window, used, positive, negative, fps, seed,
+                        candidates: int) -> None:
+    """Text to video's first pass: sample `candidates` first windows per video (the seed's own first), store the
+    first latent frame of the one each video's prompt agrees with most (`window.new` is that frame)."""
+    seconds = first_new_second(window, fps)
+    inputs = _window_inputs(timeline, window, used, positive.context_at(seconds),
+                            None if run.cfg == 1 and candidates == 1 else negative.context_at(seconds), run.device)
+    noise = inputs.noise.cpu()[:, None]  # [B, 1, C, t, H, W]
+    if candidates > 1:
+        noise = torch.cat([noise, candidate_noise(seed, timeline.noise.shape, inputs.noise.shape, candidates - 1)], 1)
+    batch = noise.shape[0]
+    inputs = dataclasses.replace(inputs, noise=noise.flatten(0, 1).to(run.device),
+                                 known=inputs.known.repeat_interleave(candidates, dim=0))
+    windows = run(inputs, None)  # [B * candidates, C, t, H, W] on the CPU
+    if candidates > 1:
+        agreement = prompt_agreement(Denoiser(run.model, inputs, run.cfg), windows.to(run.device), seed)
+        best = agreement.view(batch, candidates).argmax(1).cpu()
+        windows = windows.unflatten(0, (batch, candidates))[torch.arange(batch), best]
+    timeline.write(window, windows)
+
+
 class _WindowRunner:
     """Runs the solver over one window on the model's device and reports progress across all windows."""
 
@@ -186,7 +221,9 @@ class _WindowRunner:
             self.callback(self.done, self.total, latent_preview(state["denoised"], *self.factors))
 
 
-def _describe(mechanism: str, windows, length: int, first_pass: bool) -> str:
+def _describe(mechanism: str, windows, length: int, candidates: int) -> str:
+    """`candidates`: first windows sampled per video in a first pass (0 when there was none)."""
     chained = f"{len(windows)} windows of {length} latent frames" if len(windows) > 1 else "one window"
-    first = "; first frame sampled first" if first_pass else ""
+    first = "; first frame sampled first" if candidates else ""
+    first += f" (best of {candidates} first windows)" if candidates > 1 else ""
     return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}{first}"

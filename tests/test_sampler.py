@@ -8,6 +8,8 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.loaders import SpacetimeModel
 from comfyui_spacetime.sampler import Keyframes, sample
+from comfyui_spacetime.sampler.denoise import Denoiser, WindowInputs
+from comfyui_spacetime.sampler.first_frame import candidate_noise, prompt_agreement
 from comfyui_spacetime.sampler.schedules import flow_sigmas
 from tests.tiny_dit import tiny_dit
 from tests.tiny_sampler import PoolingVAE, oracle_model, prompt
@@ -97,6 +99,44 @@ def test_first_frame_first_samples_the_clip_then_again_from_its_first_frame():
     torch.testing.assert_close(second.x[:, :, 1:], first.x[:, :, 1:])  # the same seed's noise again
     torch.testing.assert_close(out.latent, torch.full_like(out.latent, 0.25))
     assert out.info.endswith("first frame sampled first")
+
+
+def test_first_frame_candidates_are_sampled_together_from_the_seeds_own_stream():
+    """Pass 1 samples the seed's own first window and two more, drawn after the video's noise, in one batch."""
+    model, steps, latent = oracle_model("ti2v"), 2, torch.zeros(1, 48, 3, 2, 2)
+    out = sample(model, latent, prompt(0.25, negative=0.0), seed=5, steps=steps, cfg=2.0, vae=PoolingVAE(48),
+                 first_frame_first=True, first_frame_candidates=3)
+    first = model.dit.calls[0].x  # [3, C, t, H, W]: the seed's own noise, then the candidates'
+    own = torch.randn(latent.shape, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(first, torch.cat([own, candidate_noise(5, latent.shape, latent.shape, 2)[0]]))
+    assert not torch.equal(first[1], first[2])
+    assert out.info.endswith("first frame sampled first (best of 3 first windows)")
+    torch.testing.assert_close(out.latent, torch.full_like(out.latent, 0.5))  # guided: 0 + 2 * (0.25 - 0)
+
+
+def test_first_frame_candidates_need_a_negative_prompt_to_be_ranked():
+    model = oracle_model("ti2v")
+    out = sample(model, torch.zeros(1, 48, 3, 2, 2), prompt(0.25), steps=2, cfg=1, vae=PoolingVAE(48),
+                 first_frame_first=True, first_frame_candidates=4)
+    assert model.dit.calls[0].x.shape[0] == 1 and out.info.endswith("first frame sampled first")
+
+
+@pytest.mark.parametrize("candidates", [0, 17, 2.5])
+def test_first_frame_candidates_must_be_a_count_from_1_to_16(candidates):
+    with pytest.raises(SpacetimeError, match="first_frame_candidates"):
+        sample(oracle_model(), torch.zeros(LATENT), prompt(0.1), cfg=1, vae=PoolingVAE(),
+               first_frame_candidates=candidates)
+
+
+def test_prompt_agreement_ranks_the_window_the_prompt_explains_first():
+    """The oracle predicts a constant 0.5 with the prompt and -0.5 with the negative one: of three constant
+    windows, 0.5 agrees most, -0.5 least (the negative prompt explains it perfectly)."""
+    model, windows = oracle_model(), torch.stack([torch.full(LATENT[1:], v) for v in (0.0, 0.5, -0.5)])
+    inputs = WindowInputs("renoise", torch.zeros(3), torch.zeros(LATENT), torch.zeros_like(windows), None,
+                          torch.full((1, 3, 64), 0.5), torch.full((1, 3, 64), -0.5))
+    agreement = prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, seed=0)
+    assert agreement.argsort(descending=True).tolist() == [1, 0, 2]
+    assert torch.equal(agreement, prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, seed=0))
 
 
 @pytest.mark.parametrize("known", ["keyframe", "denoise"])
