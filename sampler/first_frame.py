@@ -17,27 +17,31 @@ FIRST_FRAME_CANDIDATES = 4
 AGREEMENT_SIGMAS = (0.6, 0.7, 0.8, 0.9)
 
 
-def candidate_noise(seed: int, video_shape, window_shape, count: int) -> torch.Tensor:
-    """[B, count, C, t, H, W] noise for `count` extra first windows per video, on the CPU like the video's own.
+def stream_after_video(seed: int, video_shape) -> torch.Generator:
+    """The seed's CPU noise stream past the video's own noise (`video_shape`, drawn first as sample() draws it).
 
-    It continues the seed's stream after the video's noise (`video_shape`, drawn first), so the same seed gives
-    the same candidates and no candidate repeats another seed's video.
+    Candidates and the agreement's noise come from here, so the same seed gives the same choice, and the agreement
+    never noises a candidate with the noise it was sampled from (which would favour that candidate).
     """
     generator = torch.Generator("cpu").manual_seed(seed)
-    torch.randn(video_shape, generator=generator)  # the video's own noise, drawn as sample() draws it
+    torch.randn(video_shape, generator=generator)
+    return generator
+
+
+def candidate_noise(generator: torch.Generator, window_shape, count: int) -> torch.Tensor:
+    """[B, count, C, t, H, W] noise for `count` extra first windows per video of `window_shape` [B, C, t, H, W]."""
     batch, *window = window_shape
     return torch.randn((batch, count, *window), generator=generator)
 
 
 @torch.no_grad()
-def prompt_agreement(denoiser, x0: torch.Tensor, seed: int) -> torch.Tensor:
+def prompt_agreement(denoiser, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """[N] how much better the DiT predicts each clean window x0 [N, C, t, H, W] with the prompt than without.
 
     The mean over `AGREEMENT_SIGMAS` of (velocity error with the negative prompt - error with the prompt), the
-    errors per element. Every window is noised with the same draws, so the differences are the windows' own.
-    `denoiser`: a Denoiser over the windows' inputs (its negative prompt is the "without").
+    errors per element. Every window is noised with the same draws from `generator`, so the differences are the
+    windows' own. `denoiser`: a Denoiser over the windows' inputs (its negative prompt is the "without").
     """
-    generator = torch.Generator("cpu").manual_seed(seed)
     agreement = torch.zeros(x0.shape[0], device=x0.device)
     for sigma in AGREEMENT_SIGMAS:
         noise = torch.randn(x0[:1].shape, generator=generator).to(x0).expand_as(x0)

@@ -9,7 +9,7 @@ from ..core.errors import SpacetimeError
 from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
-from .first_frame import FIRST_FRAME_CANDIDATES, candidate_noise, prompt_agreement
+from .first_frame import FIRST_FRAME_CANDIDATES, candidate_noise, prompt_agreement, stream_after_video
 from .long_video import (DriftControl, Timeline, Window, first_new_second, overlap_length, plan_windows,
                          runs_backward, window_length)
 from .preview import latent_preview, preview_factors
@@ -187,13 +187,14 @@ def _sample_first_frame(run, timeline: Timeline, window: Window, used, positive,
                             None if run.cfg == 1 and candidates == 1 else negative.context_at(seconds), run.device)
     noise = inputs.noise.cpu()[:, None]  # [B, 1, C, t, H, W]
     if candidates > 1:
-        noise = torch.cat([noise, candidate_noise(seed, timeline.noise.shape, inputs.noise.shape, candidates - 1)], 1)
+        stream = stream_after_video(seed, timeline.noise.shape)
+        noise = torch.cat([noise, candidate_noise(stream, inputs.noise.shape, candidates - 1)], dim=1)
     batch = noise.shape[0]
     inputs = dataclasses.replace(inputs, noise=noise.flatten(0, 1).to(run.device),
                                  known=inputs.known.repeat_interleave(candidates, dim=0))
     windows = run(inputs, None)  # [B * candidates, C, t, H, W] on the CPU
     if candidates > 1:
-        agreement = prompt_agreement(Denoiser(run.model, inputs, run.cfg), windows.to(run.device), seed)
+        agreement = prompt_agreement(Denoiser(run.model, inputs, run.cfg), windows.to(run.device), stream)
         best = agreement.view(batch, candidates).argmax(1).cpu()
         windows = windows.unflatten(0, (batch, candidates))[torch.arange(batch), best]
     timeline.write(window, windows)

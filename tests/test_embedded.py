@@ -106,7 +106,7 @@ def test_prompt_agreement_prefers_the_clip_its_prompt_describes(models):
         windows = x0[i:i + 2]
         inputs = WindowInputs("per_token", torch.zeros(windows.shape[2]), torch.zeros_like(windows),
                               torch.zeros_like(windows), None, encode([scenes[i][1].caption]), encode([""]))
-        agreement = prompt_agreement(Denoiser(models.model, inputs, cfg=4.0), windows, seed=0)
+        agreement = prompt_agreement(Denoiser(models.model, inputs, cfg=4.0), windows, torch.Generator().manual_seed(0))
         preferred += int(agreement[0] > agreement[1])
     assert len(pairs) >= 8 and preferred >= len(pairs) - 2, (preferred, len(pairs))
 

@@ -9,7 +9,7 @@ from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.loaders import SpacetimeModel
 from comfyui_spacetime.sampler import Keyframes, sample
 from comfyui_spacetime.sampler.denoise import Denoiser, WindowInputs
-from comfyui_spacetime.sampler.first_frame import candidate_noise, prompt_agreement
+from comfyui_spacetime.sampler.first_frame import candidate_noise, prompt_agreement, stream_after_video
 from comfyui_spacetime.sampler.schedules import flow_sigmas
 from tests.tiny_dit import tiny_dit
 from tests.tiny_sampler import PoolingVAE, oracle_model, prompt
@@ -108,7 +108,8 @@ def test_first_frame_candidates_are_sampled_together_from_the_seeds_own_stream()
                  first_frame_first=True, first_frame_candidates=3)
     first = model.dit.calls[0].x  # [3, C, t, H, W]: the seed's own noise, then the candidates'
     own = torch.randn(latent.shape, generator=torch.Generator().manual_seed(5))
-    torch.testing.assert_close(first, torch.cat([own, candidate_noise(5, latent.shape, latent.shape, 2)[0]]))
+    extra = candidate_noise(stream_after_video(5, latent.shape), latent.shape, 2)[0]
+    torch.testing.assert_close(first, torch.cat([own, extra]))
     assert not torch.equal(first[1], first[2])
     assert out.info.endswith("first frame sampled first (best of 3 first windows)")
     torch.testing.assert_close(out.latent, torch.full_like(out.latent, 0.5))  # guided: 0 + 2 * (0.25 - 0)
@@ -134,9 +135,10 @@ def test_prompt_agreement_ranks_the_window_the_prompt_explains_first():
     model, windows = oracle_model(), torch.stack([torch.full(LATENT[1:], v) for v in (0.0, 0.5, -0.5)])
     inputs = WindowInputs("renoise", torch.zeros(3), torch.zeros(LATENT), torch.zeros_like(windows), None,
                           torch.full((1, 3, 64), 0.5), torch.full((1, 3, 64), -0.5))
-    agreement = prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, seed=0)
+    agreement = prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, torch.Generator().manual_seed(0))
     assert agreement.argsort(descending=True).tolist() == [1, 0, 2]
-    assert torch.equal(agreement, prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, seed=0))
+    again = prompt_agreement(Denoiser(model, inputs, cfg=4.0), windows, torch.Generator().manual_seed(0))
+    assert torch.equal(agreement, again)
 
 
 @pytest.mark.parametrize("known", ["keyframe", "denoise"])
