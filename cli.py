@@ -81,7 +81,7 @@ def _add_generate(subparsers) -> None:
                           "all frames together; auto: the model's default (first frame first for spacetime-mini)")
     gen.add_argument("--first-frame-candidates", type=int, default=FIRST_FRAME_CANDIDATES, metavar="N",
                      help="with the first frame first: sample N first clips and keep the start of the one the model "
-                          f"finds its prompt explains best (default {FIRST_FRAME_CANDIDATES}; 1: the seed's own)")
+                          f"finds its prompt explains best (default {FIRST_FRAME_CANDIDATES}: the seed's own)")
     gen.add_argument("--crf", type=int, default=DEFAULT_CRF, help="h264 quality (lower is better)")
     _add_model_flags(gen)
     marks = gen.add_argument_group("provenance")
