@@ -3,7 +3,7 @@
 The candidates are ranked by the model itself, with no detector and no second model: a window the prompt explains
 is one the DiT predicts better with the prompt than without: the diffusion model as its own classifier (Li et al.
 2023, "Your diffusion model is secretly a zero-shot classifier"), the log-ratio classifier-free guidance climbs.
-spacetime-mini, measured on 120 held-out prompts: docs/EMBEDDED.md, "Best of four first windows".
+spacetime-mini, measured on 120 held-out prompts: docs/EMBEDDED.md, "Best of several first windows".
 """
 import torch
 
@@ -13,8 +13,7 @@ import torch
 FIRST_FRAME_CANDIDATES = 1
 
 # Noise levels the agreement is measured at: where a flow-matching DiT decides colours and layout from the prompt
-# (spacetime-mini's loss depends on a prompt's colour and direction most at 0.8, docs/EMBEDDED.md `--reliance`);
-# scored at 0.4, 0.6, 0.8 and 0.95 instead, the candidates kept lost the prompt's direction.
+# (spacetime-mini's loss depends on a prompt's colour and direction most at 0.8, docs/EMBEDDED.md `--reliance`).
 AGREEMENT_SIGMAS = (0.6, 0.7, 0.8, 0.9)
 
 
