@@ -70,17 +70,17 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              seed: int = 0, steps: int | None = None, cfg: float | None = None, shift: float | None = None,
              solver: str | None = None, models: Models | None = None, context_frames: int = 0,
              anchor_first_frame: bool = False, frame_order: str = "auto",
-             first_frame_candidates: int = FIRST_FRAME_CANDIDATES) -> Generation:
+             first_frame_candidates: int = FIRST_FRAME_CANDIDATES, recaption: bool = True) -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
     `extend`: a clip to extend by `seconds` in `direction`, at its size (and its frame rate unless `fps`).
     `keyframes`: (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else
     `seconds` at `fps`, else the model's default. `frame_order`, `first_frame_candidates`: as the Sampler node's
-    (text to video only).
+    (text to video only). `recaption`: as Text Encode's (spacetime-mini's prompts into its caption wording).
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS
-    conditioning = SpacetimeTextEncode().encode(models.text_encoder, prompt, negative)[0]
+    conditioning = SpacetimeTextEncode().encode(models.text_encoder, prompt, negative, recaption)[0]
     if extend is not None:
         clip, clip_fps = _video(extend)
         fps = fps or clip_fps or defaults.fps

@@ -42,6 +42,9 @@ TEXT_ENCODER_PRESETS = {
 }
 
 METADATA_KEY = "spacetime_config"
+# Metadata naming the caption language a text encoder was trained on, when it is a small world's rather than
+# English at large ("spacetime-mini": prompts are recaptioned into it, embedded/recaption.py).
+CAPTION_LANGUAGE_KEY = "spacetime_caption_language"
 _BLOCK_KEY = re.compile(r"^encoder\.block\.(\d+)\.")
 _SETTINGS = ("max_distance", "min_length", "eps")  # not readable from shapes
 
@@ -261,15 +264,19 @@ class UMT5Encoder(nn.Module):
 
 
 class TextEncoder:
-    """A loaded UMT5 encoder and its tokenizer: prompts -> embeddings (B, max(L, min_length), D)."""
+    """A loaded UMT5 encoder and its tokenizer: prompts -> embeddings (B, max(L, min_length), D).
 
-    def __init__(self, model: UMT5Encoder, tokenizer: Tokenizer | None):
+    `caption_language`: the file's CAPTION_LANGUAGE_KEY, None for encoders of English at large (Wan's UMT5-XXL).
+    """
+
+    def __init__(self, model: UMT5Encoder, tokenizer: Tokenizer | None, caption_language: str | None = None):
         if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
             raise SpacetimeError(
                 f"the tokenizer has {tokenizer.vocab_size} tokens but the text encoder embeds only "
                 f"{model.config.vocab_size}; use the tokenizer that belongs to this text encoder")
         self.model = model
         self.tokenizer = tokenizer
+        self.caption_language = caption_language
 
     @property
     def config(self) -> TextEncoderConfig:
@@ -303,7 +310,7 @@ def load_text_encoder(path, dtype: torch.dtype = torch.float32, device="cpu", to
     tensors, metadata = _read_checkpoint(path, dtype, device)
     spiece = tensors.pop(SPIECE_KEY, None)
     model = _build(detect_text_encoder_config(tensors, metadata), tensors, dtype, path)
-    return TextEncoder(model, _pick_tokenizer(spiece, tokenizer_path))
+    return TextEncoder(model, _pick_tokenizer(spiece, tokenizer_path), metadata.get(CAPTION_LANGUAGE_KEY))
 
 
 _UNUSED = re.compile(r"^(scaled_fp8|.*\.scale_input|decoder\..*|lm_head\..*|encoder\.embed_tokens\.weight)$")

@@ -27,11 +27,12 @@ from tqdm import tqdm
 
 from ..core.dit import WanDiT
 from ..core.dit_config import METADATA_KEY, DiTConfig, SamplingDefaults, dit_metadata
-from ..core.text_encoder import TextEncoderConfig, UMT5Encoder, config_metadata
+from ..core.text_encoder import CAPTION_LANGUAGE_KEY, TextEncoderConfig, UMT5Encoder, config_metadata
 from ..core.tokenizer import Tokenizer, spiece_tensor, train_spiece_model
 from ..vae.config import VAEConfig
 from ..vae.cache import CausalCache
 from ..vae.wan_vae import WanVAE, decode_chunks
+from . import recaption
 from .text_pretrain import AttributeProbes, caption_batch, probe_loss
 from .world import SIZES, WorldConfig, captions, make_clip
 
@@ -596,9 +597,14 @@ def write_models(out: Path, cfg: TrainConfig, vae: WanVAE, dit: WanDiT, text: UM
     text_sd = {**_half(text.state_dict()), "spiece_model": spiece_tensor(tokenizer_proto)}
     paths = {name: out / file for name, file in FILE_NAMES.items()}
     save_file(_half(dit.state_dict()), paths["dit"], metadata=_dit_file_metadata(dit.config, cfg))
-    save_file(text_sd, paths["text_encoder"], metadata=config_metadata(text.config))
+    save_file(text_sd, paths["text_encoder"], metadata=text_encoder_metadata(text.config))
     save_file(_half(vae.state_dict()), paths["vae"], metadata=vae_cfg.to_metadata())
     return paths
+
+
+def text_encoder_metadata(config: TextEncoderConfig) -> dict[str, str]:
+    """The config, and the caption language it reads: Text Encode recaptions prompts into it."""
+    return {**config_metadata(config), CAPTION_LANGUAGE_KEY: recaption.LANGUAGE}
 
 
 def _dit_file_metadata(config: DiTConfig, cfg: TrainConfig) -> dict[str, str]:

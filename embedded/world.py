@@ -273,7 +273,7 @@ def _pick(rng: np.random.Generator, options) -> str:
     return str(options[rng.integers(len(options))])
 
 
-def _articles(text: str) -> str:
+def with_articles(text: str) -> str:
     """English articles: "a orange" -> "an orange"."""
     return " ".join(
         "an" if word == "a" and following[0] in "aeiou" else word
@@ -306,15 +306,16 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
         obj = scene.objects[0]
         motion = _motion_phrase(obj.motion, rng)
         template = _pick(rng, _SINGLE_TEMPLATES)
-        return _articles(template.format(colour=obj.colour, shape=_pick(rng, _SHAPE_WORDS[obj.shape]), motion=motion,
-                                         motion_lead=motion, background=background, background_lead=background_lead))
+        shape = _pick(rng, _SHAPE_WORDS[obj.shape])
+        return with_articles(template.format(colour=obj.colour, shape=shape, motion=motion, motion_lead=motion,
+                                             background=background, background_lead=background_lead))
     a, b = (f"{o.colour} {_pick(rng, _SHAPE_WORDS[o.shape])}" for o in scene.objects)
     caption = _pick(rng, _PAIR_TEMPLATES).format(
         a=a, b=b, relation=scene.relation, relation_long=f"to the {scene.relation.split()[0]} of",
         background=background, background_lead=background_lead)
     if scene.objects[0].motion != "still":
         caption += f", both {_pick(rng, _MOVE_VERBS)} {_pick(rng, _DIRECTION_WORDS[scene.objects[0].motion])}"
-    return _articles(caption)
+    return with_articles(caption)
 
 
 def caption_words() -> frozenset[str]:

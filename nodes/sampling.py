@@ -75,7 +75,7 @@ class SpacetimeSampler:
                             cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae,
                             first_frame_first=_first_frame_first(model, frame_order),
                             first_frame_candidates=first_frame_candidates)
-        info = "; ".join(filter(None, [result.info, _unfamiliar_note(model, conditioning, latent["samples"])]))
+        info = "; ".join(filter(None, [result.info, *_request_notes(model, conditioning, latent["samples"])]))
         logging.getLogger(__name__).info("Spacetime Sampler: %s", info)
         return ({"samples": result.latent}, info)
 
@@ -88,9 +88,10 @@ def _first_frame_first(model, frame_order: str) -> bool:
     return frame_order == "first frame first"
 
 
-def _unfamiliar_note(model, conditioning, latent_raw) -> str:
-    """spacetime-mini only: what in the request its procedural world never showed it ("" if nothing)."""
-    if model.config.variant != "spacetime-mini":
-        return ""
-    height, width = (8 * n for n in latent_raw.shape[-2:])  # its VAE has Wan 2.1's layout: 8x8 pixels per latent
-    return unfamiliar_request(conditioning.prompts, width, height)
+def _request_notes(model, conditioning, latent_raw) -> list[str]:
+    """How Text Encode reworded the prompts, and for spacetime-mini what in the request its world never showed it."""
+    notes = [f"prompt read as {used!r} (typed: {typed!r})" for typed, used in conditioning.recaptioned]
+    if model.config.variant == "spacetime-mini":
+        height, width = (8 * n for n in latent_raw.shape[-2:])  # its VAE has Wan 2.1's layout: 8x8 pixels a latent
+        notes.append(unfamiliar_request(conditioning.prompts, width, height))
+    return notes

@@ -264,11 +264,13 @@ class TextConditioning:
 
     `schedule`: [(start seconds, context [1, L, D], prompt)], the first starting at 0. `negative`, when set, is the
     conditioning classifier-free guidance steers away from (`sample()` uses it unless given another).
+    `recaptioned`: (as typed, as encoded) for each shot whose prompt was rewritten before encoding.
     """
 
-    def __init__(self, schedule, negative: "TextConditioning | None" = None):
+    def __init__(self, schedule, negative: "TextConditioning | None" = None, recaptioned=()):
         self.schedule = tuple((float(start), context, prompt) for start, context, prompt in schedule)
         self.negative = negative
+        self.recaptioned = tuple(recaptioned)
         if not self.schedule:
             raise SpacetimeError("a text conditioning needs at least one prompt.")
         for _, context, prompt in self.schedule:
@@ -278,13 +280,19 @@ class TextConditioning:
         _check_starts([start for start, _, _ in self.schedule])
 
     @classmethod
-    def encode(cls, text_encoder, text: str, negative_prompt: str | None = None) -> "TextConditioning":
-        """Parse `text` (one prompt or one shot per line), encode each shot, and the negative prompt (may be "")."""
+    def encode(cls, text_encoder, text: str, negative_prompt: str | None = None,
+               recaption=None) -> "TextConditioning":
+        """Parse `text` (one prompt or one shot per line), encode each shot, and the negative prompt (may be "").
+
+        `recaption`: prompt -> prompt, applied to each shot before encoding (the negative prompt stays as typed).
+        """
         shots = parse_prompt_schedule(text)
+        encoded = [(start, recaption(prompt) if recaption else prompt) for start, prompt in shots]
+        rewritten = [(typed, used) for (_, typed), (_, used) in zip(shots, encoded) if typed != used]
         negative = None
         if negative_prompt is not None:
             negative = cls([(0.0, text_encoder.encode([negative_prompt]), negative_prompt)])
-        return cls([(start, text_encoder.encode([prompt]), prompt) for start, prompt in shots], negative)
+        return cls([(start, text_encoder.encode([prompt]), prompt) for start, prompt in encoded], negative, rewritten)
 
     def context_at(self, seconds: float) -> torch.Tensor:
         """The context of the shot running at `seconds`."""

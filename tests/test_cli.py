@@ -50,6 +50,16 @@ def test_generate_uses_the_bundled_model_and_its_defaults(tmp_path, monkeypatch,
     assert frames.std() > 0.02  # a picture, not a flat frame
 
 
+@pytest.mark.skipif(not BUNDLED, reason="the bundled spacetime-mini files are not in models/spacetime-mini/")
+def test_generate_recaptions_a_prompt_in_other_words_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    flags = ["generate", "--prompt", "A red ball moves right across blue.", "--steps", "2", "--frames", "5"]
+    assert main([*flags, "--out", str(tmp_path / "a.mp4")]) == 0
+    assert "prompt read as 'a red circle moving to the right on a blue background'" in capsys.readouterr().out
+    assert main([*flags, "--no-recaption", "--out", str(tmp_path / "b.mp4")]) == 0
+    assert "prompt read as" not in capsys.readouterr().out
+
+
 def test_generate_with_image_keyframes_and_default_output(pack_dirs, tiny_models, tmp_path, capsys):
     start, end = tmp_path / "start.png", tmp_path / "end.png"
     Image.fromarray(np.full((40, 48, 3), 200, np.uint8)).save(start)

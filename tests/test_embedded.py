@@ -59,7 +59,7 @@ def test_files_are_small_and_carry_their_configs():
     assert len(vae["latent_mean"]) == len(vae["latent_std"]) == 16
     assert np.array(vae["latent_rgb_factors"]).shape == (16, 3)
     with safe_open(bundled_path("text_encoders"), "pt") as f:
-        assert "spiece_model" in f.keys()
+        assert "spiece_model" in f.keys() and f.metadata()["spacetime_caption_language"] == "spacetime-mini"
 
 
 def test_text_to_video_draws_the_named_colours(generate):

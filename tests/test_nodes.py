@@ -93,6 +93,21 @@ def test_text_encode_single_prompt_and_shot_list(loaded):
     assert not torch.equal(shots.context_at(0), shots.context_at(3))
 
 
+def test_text_encode_recaptions_only_for_a_text_encoder_of_the_worlds_captions(loaded, monkeypatch):
+    typed = "0: A red ball moves right.\n2: a star"
+    as_typed = SpacetimeTextEncode().encode(loaded.text_encoder, typed, "A blue box")[0]
+    assert as_typed.prompts == ["A red ball moves right.", "a star"] and as_typed.recaptioned == ()
+    monkeypatch.setattr(loaded.text_encoder, "caption_language", "spacetime-mini", raising=False)
+    mini = SpacetimeTextEncode().encode(loaded.text_encoder, typed, "A blue box")[0]
+    assert mini.prompts == ["a red circle moving to the right", "a star"]  # no object in "a star": as typed
+    assert mini.recaptioned == (("A red ball moves right.", "a red circle moving to the right"),)
+    assert mini.negative.prompts == ["A blue box"]  # what to avoid stays as typed
+    info = sampler_run(loaded, mini, SpacetimeEmptyLatentVideo().generate(loaded.vae, 32, 32, 5, 1)[0])[1]
+    assert "prompt read as 'a red circle moving to the right' (typed: 'A red ball moves right.')" in info
+    off = SpacetimeTextEncode().encode(loaded.text_encoder, typed, "", recaption=False)[0]
+    assert off.prompts == as_typed.prompts
+
+
 @pytest.mark.parametrize("prompt", ["", "  \n "])
 def test_text_encode_refuses_an_empty_prompt(loaded, prompt):
     with pytest.raises(SpacetimeError, match="prompt is empty"):

@@ -47,6 +47,7 @@ def test_every_stage_logs_and_the_files_load(trained):
     vae = load_vae(paths["vae"])
     assert vae.config.compression == (4, 8, 8) and len(vae.config.latent_mean) == 16
     text = load_text_encoder(paths["text_encoder"])
+    assert text.caption_language == "spacetime-mini"  # so Text Encode recaptions prompts for it
     context = text.encode(["a red circle moving left on a blue background"])
     assert context.shape[-1] == model.config.text_dim and torch.isfinite(context).all()
 
