@@ -49,6 +49,7 @@ _WORLD_MOTION = {"left": "moving to the left", "right": "moving to the right", "
                  "down": "moving down", "up-left": "moving up and to the left",
                  "up-right": "moving up and to the right", "down-left": "moving down and to the left", "down-right": "moving down and to the right",
                  "bounce": "bouncing", "grow": "growing", "shrink": "shrinking", "still": "standing still"}
+_PUNCTUATION = frozenset(",.;:!?()+|")
 _GRADIENT_WORDS = ("gradient", "fade", "fades", "fading", "blend", "blends", "blending", "transition")
 
 
@@ -82,53 +83,100 @@ def recaption(prompt: str) -> str:
 
 def read_prompt(prompt: str) -> Reading | None:
     """The objects, background and motion a prompt names; None when it names no object."""
-    words = words_of(re.sub("['\u2019]", "", prompt))
-    objects = _objects(words)
+    tokens = _tokens(prompt)
+    objects = _objects(tokens)
     if not objects:
         return None
     used = set().union(*(o.words for o in objects))
-    left_to_right, side_words = _relation(words, objects)
-    background, background_words = _background(words, used)
-    motion = _motion(words, used | side_words | background_words)
+    background, background_words = _background(tokens, used)
+    left_to_right, side_words = _relation(tokens, objects, background_words)
+    motion = _motion(tokens, used | side_words | background_words)
     return Reading(tuple((o.colour, o.shape) for o in left_to_right or objects), background, motion)
 
 
-def _objects(words: list[str]) -> list[_Object]:
+def _tokens(prompt: str) -> list[str]:
+    """Lower-case words and the punctuation that ends a phrase or places a thing ("red (left)", "left: a ball").
+
+    Apostrophes go ("doesn't" -> "doesnt"); hyphens and other marks read as spaces ("blue-to-black").
+    """
+    return re.findall(r"[a-z]+|[,.;:!?()+|]", re.sub("['\u2019]", "", prompt.lower()))
+
+
+def _objects(tokens: list[str]) -> list[_Object]:
     """Up to two objects: each shape word with a colour word at most two words before it ("a bright red ball")."""
     found = []
-    for i, word in enumerate(words):
+    for i, word in enumerate(tokens):
         shape = _SHAPE_WORDS.get(word) or _SHAPE_WORDS.get(word.removesuffix("s"))
-        if shape is None or (word == "round" and any(w in _SHAPE_WORDS for w in words[i + 1:i + 3])):
+        if shape is None or (word == "round" and any(w in _SHAPE_WORDS for w in tokens[i + 1:i + 3])):
             continue  # "round" alone is a shape; before "ball" it only describes one
-        colour_at = next((j for j in range(i - 1, max(-1, i - 3), -1) if words[j] in _COLOUR_WORDS), None)
-        colour = None if colour_at is None else _COLOUR_WORDS[words[colour_at]]
+        colour_at = None
+        for j in range(i - 1, max(-1, i - 3), -1):
+            if tokens[j] in _COLOUR_WORDS:
+                colour_at = j
+                break
+            if tokens[j] in _PUNCTUATION:
+                break
+        colour = None if colour_at is None else _COLOUR_WORDS[tokens[colour_at]]
         found.append(_Object(colour, shape, frozenset({i} if colour_at is None else {i, colour_at})))
     return found[:2]
 
 
-def _relation(words: list[str], objects: list[_Object]) -> tuple[list[_Object] | None, set[int]]:
+def _relation(tokens: list[str], objects: list[_Object], taken: set[int]) -> tuple[list[_Object] | None, set[int]]:
     """(the two objects ordered left to right, or None; indices of the words that placed them).
 
-    "A left of B", "A to the right of B": the object before the side is on it. "A on the left ... B on the right",
-    "B with A on its left": the side names the object mentioned just before it. ("to the left" alone is a motion.)
+    "A left of B", "A to the right of B": the object before the side is on it. Otherwise a side names one object:
+    "A on the left", "A (left)", "B with A on its left", "left: A", "the red one on the left" ("to the left"
+    alone is a motion), "A and, to its left, B". `taken`: words that are not sides (a gradient's "red on the left").
     """
     if len(objects) < 2:
         return None, set()
-    for i, word in enumerate(words[1:], start=1):
-        of_phrase = words[i + 1:i + 2] == ["of"]
-        on_side = i >= 2 and words[i - 1] in ("the", "its", "their") and words[i - 2] in ("on", "at")
-        before = [o for o in objects if max(o.words) < i]
-        if word not in ("left", "right") or not (of_phrase or on_side) or not before:
+    sides, side_words = {}, set()
+    for i, word in enumerate(tokens):
+        if word not in ("left", "right") or i in taken:
             continue
-        placed = before[-1]
-        if of_phrase and placed is objects[-1]:
+        if tokens[i + 1:i + 2] == ["of"]:
+            before = [o for o in objects if max(o.words) < i]
+            if before and before[-1] is not objects[-1]:
+                placed, other = before[-1], next(o for o in objects if o is not before[-1])
+                return ([placed, other] if word == "left" else [other, placed]), {i, i + 1}
             continue
-        other = next(o for o in objects if o is not placed)
-        side_words = {i, i + 1} if of_phrase else {j for j in range(2, len(words)) if words[j] in ("left", "right")
-                                                    and words[j - 1] in ("the", "its", "their")
-                                                    and words[j - 2] in ("on", "at")}
-        return ([placed, other] if word == "left" else [other, placed]), side_words
-    return None, set()
+        owner = _side_owner(tokens, i, objects)
+        if owner is not None:
+            sides.setdefault(id(owner), word)
+            side_words.add(i)
+    first, second = objects
+    if sides.get(id(second)) == "left" or sides.get(id(first)) == "right":
+        first, second = second, first
+    return ([first, second] if sides else None), side_words
+
+
+def _side_owner(tokens: list[str], index: int, objects: list[_Object]) -> _Object | None:
+    """The object a "left"/"right" at `index` places, or None when it is no place ("moving left")."""
+    if tokens[max(0, index - 2):index] == ["to", "its"]:  # "A and, to its left, B"
+        return _object_after(objects, index)
+    j = index - 1
+    while j >= 0 and tokens[j] in ("the", "its", "their", "side"):
+        j -= 1
+    if j >= 0 and tokens[j] in ("on", "at", "in", "("):  # "A on the left", "A (left)": the object before it
+        locative = j
+        j -= 1
+        while j >= 0 and tokens[j] in ("is", "sits", "are", "placed", "shape", "beside", "next", "to", "it", "one"):
+            if tokens[j] == "one" and j > 0 and tokens[j - 1] in _COLOUR_WORDS:  # "the red one on the left"
+                return next((o for o in objects if o.colour == _COLOUR_WORDS[tokens[j - 1]]), None)
+            j -= 1
+        before = [o for o in objects if max(o.words) == j]
+        if before:
+            return before[0]
+        if locative == 0 or tokens[locative - 1] in _PUNCTUATION:  # "On the left, a red ball"
+            return _object_after(objects, index)
+        return None
+    if tokens[index + 1:index + 2] == [":"]:  # "left: a red ball"
+        return _object_after(objects, index)
+    return None
+
+
+def _object_after(objects: list[_Object], index: int) -> _Object | None:
+    return next((o for o in objects if index < min(o.words) <= index + 5), None)
 
 
 def _background(words: list[str], used: set[int]) -> tuple[Background | None, set[int]]:
@@ -137,10 +185,12 @@ def _background(words: list[str], used: set[int]) -> tuple[Background | None, se
     The colours no object took. Two of them with a gradient word make a gradient, ordered top to bottom or left to
     right by the position words after each colour ("red at the top"), else in the order typed.
     """
-    free = [i for i, w in enumerate(words) if w in _COLOUR_WORDS and i not in used]
+    free = [i for i, w in enumerate(words) if w in _COLOUR_WORDS and i not in used
+            and words[i + 1:i + 2] != ["one"]]  # "the red one": an object again
     if not free:
         return None, set()
-    gradient = any(w in _GRADIENT_WORDS for w in words) and len(free) >= 2
+    from_to = len(free) >= 2 and "from" in words[:free[0]] and "to" in words[free[0]:free[1]]
+    gradient = len(free) >= 2 and (from_to or any(w in _GRADIENT_WORDS for w in words))
     if not gradient:
         i = min(free, key=lambda j: _distance_to(words, j, ("background", "backdrop", "bg", "backgroud")))
         return Background("solid", (_COLOUR_WORDS[words[i]],)), {i}
@@ -166,7 +216,7 @@ def _place_after(words: list[str], index: int) -> tuple[int | None, str | None]:
     for j in range(index + 1, min(index + 4, len(words))):
         if words[j] in ("top", "bottom", "left", "right"):
             return j, words[j]
-        if words[j] not in ("at", "on", "in", "the"):
+        if words[j] not in ("at", "on", "in", "the", "("):
             break
     return None, None
 
@@ -207,7 +257,7 @@ def _motion(words: list[str], taken: set[int]) -> str | None:
     for i, word in enumerate(words):
         if word == "from":
             starting_point = True
-        elif word in ("to", "toward", "towards", "into"):
+        elif word in ("to", "toward", "towards", "into") or word in _PUNCTUATION:
             starting_point = False
         elif word in _AXIS_WORDS and i not in taken and not starting_point:
             x, y = _AXIS_WORDS[word]
