@@ -97,7 +97,7 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
                     shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order,
                     first_frame_candidates=first_frame_candidates)
     sampled, info = SpacetimeSampler().sample(models.model, conditioning, latent, denoise=1.0, fps=fps,
-                                              keyframes=known, vae=models.vae, **settings)
+                                              keyframes=known, vae=models.vae, **settings)["result"]
     video = SpacetimeVAEDecode().decode(models.vae, sampled, False, 256, 64, 0)[0]
     return Generation(video, float(fps), info, {**settings, "frames": length, "fps": fps, "prompt": prompt})
 

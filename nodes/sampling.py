@@ -65,8 +65,8 @@ class SpacetimeSampler:
     CATEGORY = "Spacetime/sampling"
     DESCRIPTION = ("Samples a video latent with flow matching. With keyframes it applies them the way the loaded "
                    "model can (clean per-frame timesteps, channel concat, VACE, or re-noising for plain T2V "
-                   "models) and reports which one in 'info'. Shows progress and a latent preview; Cancel stops "
-                   "between steps.")
+                   "models) and reports which one in 'info', shown on the node after a run with how the prompt was "
+                   "read. Shows progress and a latent preview; Cancel stops between steps.")
 
     def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
                vae=None, frame_order="auto", first_frame_candidates=FIRST_FRAME_CANDIDATES):
@@ -77,7 +77,7 @@ class SpacetimeSampler:
                             first_frame_candidates=first_frame_candidates)
         info = "; ".join(filter(None, [result.info, *_request_notes(model, conditioning, latent["samples"])]))
         logging.getLogger(__name__).info("Spacetime Sampler: %s", info)
-        return ({"samples": result.latent}, info)
+        return {"ui": {"text": [info]}, "result": ({"samples": result.latent}, info)}  # ui: web/widgets/run_info.js
 
 
 def _first_frame_first(model, frame_order: str) -> bool:

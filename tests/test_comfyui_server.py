@@ -214,3 +214,4 @@ def test_a_bundled_workflow_queued_from_the_page_makes_a_video(canvas, server):
     assert videos and list(server.base.joinpath("output").rglob(videos[0]))
     assert queue["video"] and queue["video"]["width"] > 0, "the mp4 plays in Spacetime Save Video"
     assert queue["previews"] > 0, "the sampler sent live latent previews"
+    assert "first frame sampled first" in (queue["runInfo"] or ""), "the Sampler shows its info after the run"

@@ -30,9 +30,11 @@ def loaded(tiny_models):
 
 
 def sampler_run(loaded, conditioning, latent, seed=0, keyframes=None, cfg=1.0):
-    """Two Euler steps: enough to run every code path of the node."""
-    return SpacetimeSampler().sample(loaded.model, conditioning, latent, seed, 2, cfg, 5.0, "euler", 1.0, 8.0,
-                                     keyframes=keyframes, vae=loaded.vae)
+    """Two Euler steps: enough to run every code path of the node. Its outputs; the node shows `info` as ui text."""
+    output = SpacetimeSampler().sample(loaded.model, conditioning, latent, seed, 2, cfg, 5.0, "euler", 1.0, 8.0,
+                                       keyframes=keyframes, vae=loaded.vae)
+    assert output["ui"] == {"text": [output["result"][1]]}
+    return output["result"]
 
 
 # ---- node definitions -----------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def test_frame_order_auto_is_the_models_default(loaded):
 
     def info(model, order):
         return SpacetimeSampler().sample(model, conditioning, latent, 0, 2, 1.0, 5.0, "euler", 1.0, 8.0,
-                                         vae=loaded.vae, frame_order=order)[1]
+                                         vae=loaded.vae, frame_order=order)["result"][1]
 
     assert "first frame" not in info(loaded.model, "auto")  # Wan's default: all frames together
     assert "first frame sampled first" in info(loaded.model, "first frame first")

@@ -1,5 +1,5 @@
 // ComfyUI-Spacetime in the canvas: keyframe timelines on Infill Frames and Extend Video, size presets with a
-// token count and memory estimate on Empty Latent Video.
+// token count and memory estimate on Empty Latent Video, the Sampler's info on the node after a run.
 //
 // Only the frontend's extension API is used (registerExtension, nodeCreated, DOM widgets). Latent previews
 // during sampling and the finished mp4 in Save Video need nothing here: the sampler sends previews through
@@ -7,6 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { addExtensionTimeline } from "./widgets/extension_timeline.js";
 import { addKeyframeTimeline } from "./widgets/keyframe_timeline.js";
+import { showRunInfo } from "./widgets/run_info.js";
 import { addSizePresets } from "./widgets/size_presets.js";
 
 const MIN_WIDTH = 380; // the timelines need room for their labels
@@ -33,6 +34,7 @@ const WIDGETS = {
 app.registerExtension({
   name: "Spacetime.Canvas",
   nodeCreated(node) {
+    if (node.comfyClass === "SpacetimeSampler") showRunInfo(node);
     const add = WIDGETS[node.comfyClass];
     if (!add) return;
     add(node);

@@ -262,7 +262,10 @@ async function pickPreset(page, aspect, size) {
 
 // ---- queue -------------------------------------------------------------------------------------------------
 
-/** Press Run, count latent previews while it samples, wait for the run, and check the video plays in Save Video. */
+/**
+ * Press Run, count latent previews while it samples, wait for the run, check the video plays in Save Video, and
+ * read the info the Sampler shows after the run.
+ */
 async function queueFromPage(page) {
   await page.evaluate(() => {
     window.__spacetimePreviews = 0;
@@ -291,6 +294,7 @@ async function queueFromPage(page) {
   return {
     status: entry.status.status_str, messages: entry.status.messages.filter(([kind]) => kind === "execution_error"),
     outputs, previews: await page.evaluate(() => window.__spacetimePreviews), video,
+    runInfo: await page.evaluate(() => document.querySelector(".spacetime-run-info")?.textContent ?? null),
     seconds: Math.round((Date.now() - started) / 1000),
   };
 }
