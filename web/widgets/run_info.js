@@ -1,22 +1,23 @@
 // The Sampler's `info` on the node after a run: how it applied keyframes, how Text Encode recaptioned the prompt
 // for spacetime-mini, which words or sizes the model never saw. The node's `info` output carries the same text.
 //
-// The widget is added on the first run, not when the node is created, so a loaded graph keeps its layout.
+// The widget is added with the node, empty and 0 px tall, so that it sits above the preview image the frontend
+// appends during sampling; a loaded graph keeps its layout until the first run fills it.
 import { COLORS } from "./draw.js";
 
 const LINE_HEIGHT = 15;
 const MAX_LINES = 8; // longer notes scroll
 const CHAR_WIDTH = 6; // about, at 11 px: to guess how many lines a note wraps to
 
-/** Show `message.text` (the node's `ui.text`) at the foot of the Sampler, under its preview, after each run. */
+/** Show `message.text` (the node's `ui.text`) under the Sampler's widgets, above its preview, after each run. */
 export function showRunInfo(node) {
   const onExecuted = node.onExecuted;
   const info = { element: null, height: 0 }; // height: what the node's layout gives the widget
+  info.element = addInfoWidget(node, info);
   node.onExecuted = function (message) {
     onExecuted?.apply(this, arguments);
     const lines = (message?.text ?? []).flatMap((text) => String(text).split("; "));
     if (!lines.length) return;
-    info.element ??= addInfoWidget(node, info);
     info.element.textContent = lines.join("\n");
     const perLine = Math.max(1, Math.floor((node.size[0] - 30) / CHAR_WIDTH));
     const wrapped = lines.reduce((sum, line) => sum + Math.ceil(line.length / perLine), 0);
