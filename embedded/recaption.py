@@ -47,7 +47,8 @@ _DIRECTION_NAMES = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "do
 # The world's own phrases for each motion (world._DIRECTION_WORDS / _MOTION_PHRASES, first choice).
 _WORLD_MOTION = {"left": "moving to the left", "right": "moving to the right", "up": "moving up",
                  "down": "moving down", "up-left": "moving up and to the left",
-                 "up-right": "moving up and to the right", "down-left": "moving down and to the left", "down-right": "moving down and to the right",
+                 "up-right": "moving up and to the right", "down-left": "moving down and to the left",
+                 "down-right": "moving down and to the right",
                  "bounce": "bouncing", "grow": "growing", "shrink": "shrinking", "still": "standing still"}
 _PUNCTUATION = frozenset(",.;:!?()+|")
 _GRADIENT_WORDS = ("gradient", "fade", "fades", "fading", "blend", "blends", "blending", "transition")
@@ -142,10 +143,10 @@ def _relation(tokens: list[str], objects: list[_Object], taken: set[int]) -> tup
             continue
         owner = _side_owner(tokens, i, objects)
         if owner is not None:
-            sides.setdefault(id(owner), word)
+            sides.setdefault(owner, word)
             side_words.add(i)
     first, second = objects
-    if sides.get(id(second)) == "left" or sides.get(id(first)) == "right":
+    if sides.get(second) == "left" or sides.get(first) == "right":
         first, second = second, first
     return ([first, second] if sides else None), side_words
 

@@ -8,6 +8,7 @@ Coordinates are in pixels, x to the right and y downwards; frames are float32 `[
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -318,6 +319,7 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
     return with_articles(caption)
 
 
+@functools.cache
 def caption_words() -> frozenset[str]:
     """Every word a caption of the world can use: the templates' own words, synonyms, colours and relations."""
     phrases = [*_SINGLE_TEMPLATES, *_PAIR_TEMPLATES, *COLOURS, *_MOVE_VERBS, "an", "both", "vertical horizontal",

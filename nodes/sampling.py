@@ -4,8 +4,7 @@ import logging
 from ..core.errors import SpacetimeError
 from ..core.host import Progress
 from ..embedded.world import unfamiliar_request
-from ..sampler import FIRST_FRAME_CANDIDATES, SOLVERS, sample
-from ..sampler.sample import MAX_CANDIDATES
+from ..sampler import FIRST_FRAME_CANDIDATES, MAX_CANDIDATES, SOLVERS, sample
 
 FRAME_ORDERS = ("auto", "first frame first", "all together")
 

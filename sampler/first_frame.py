@@ -11,6 +11,7 @@ import torch
 # named colour and direction more often but the named shape and left/right less (docs/EMBEDDED.md), so it is a
 # choice, not the default.
 FIRST_FRAME_CANDIDATES = 1
+MAX_CANDIDATES = 16  # the most first windows per video sample() and the Sampler node take
 
 # Noise levels the agreement is measured at: where a flow-matching DiT decides colours and layout from the prompt
 # (spacetime-mini's loss depends on a prompt's colour and direction most at 0.8, docs/EMBEDDED.md `--reliance`).

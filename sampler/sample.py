@@ -9,15 +9,13 @@ from ..core.errors import SpacetimeError
 from ..vae.latent_format import WAN21_MEAN, WAN21_STD, WAN22_MEAN, WAN22_STD, denormalize, normalize
 from .conditioning import Keyframes, TextConditioning, encode_normalized, latent_frame_of, pixel_count
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
-from .first_frame import FIRST_FRAME_CANDIDATES, candidate_noise, prompt_agreement, stream_after_video
+from .first_frame import (FIRST_FRAME_CANDIDATES, MAX_CANDIDATES, candidate_noise, prompt_agreement,
+                          stream_after_video)
 from .long_video import (DriftControl, Timeline, Window, first_new_second, overlap_length, plan_windows,
                          runs_backward, window_length)
 from .preview import latent_preview, preview_factors
 from .schedules import flow_sigmas
 from .solvers import get_solver
-
-
-MAX_CANDIDATES = 16  # first windows per video when text to video samples its first frame first
 
 
 class SampleResult(NamedTuple):
@@ -70,8 +68,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window)
-    info = _describe(used, windows, length, candidates)
-    return SampleResult(denormalize(timeline.latent, *stats), info)
+    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -185,13 +182,13 @@ def _sample_first_frame(run, timeline: Timeline, window: Window, used, positive,
     seconds = first_new_second(window, fps)
     inputs = _window_inputs(timeline, window, used, positive.context_at(seconds),
                             None if run.cfg == 1 and candidates == 1 else negative.context_at(seconds), run.device)
-    noise = inputs.noise.cpu()[:, None]  # [B, 1, C, t, H, W]
+    batch = inputs.noise.shape[0]
     if candidates > 1:
         stream = stream_after_video(seed, timeline.noise.shape)
-        noise = torch.cat([noise, candidate_noise(stream, inputs.noise.shape, candidates - 1)], dim=1)
-    batch = noise.shape[0]
-    inputs = dataclasses.replace(inputs, noise=noise.flatten(0, 1).to(run.device),
-                                 known=inputs.known.repeat_interleave(candidates, dim=0))
+        extra = candidate_noise(stream, inputs.noise.shape, candidates - 1)  # [B, candidates - 1, C, t, H, W]
+        noise = torch.cat([inputs.noise.cpu()[:, None], extra], dim=1)
+        inputs = dataclasses.replace(inputs, noise=noise.flatten(0, 1).to(run.device),
+                                     known=inputs.known.repeat_interleave(candidates, dim=0))
     windows = run(inputs, None)  # [B * candidates, C, t, H, W] on the CPU
     if candidates > 1:
         agreement = prompt_agreement(Denoiser(run.model, inputs, run.cfg), windows.to(run.device), stream)

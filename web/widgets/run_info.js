@@ -12,30 +12,30 @@ const CHAR_WIDTH = 6; // about, at 11 px: to guess how many lines a note wraps t
 /** Show `message.text` (the node's `ui.text`) under the Sampler's widgets, above its preview, after each run. */
 export function showRunInfo(node) {
   const onExecuted = node.onExecuted;
-  const info = { element: null, height: 0 }; // height: what the node's layout gives the widget
-  info.element = addInfoWidget(node, info);
+  const layout = { height: 0 }; // what the node's layout gives the widget
+  const element = addInfoWidget(node, layout);
   node.onExecuted = function (message) {
     onExecuted?.apply(this, arguments);
     const lines = (message?.text ?? []).flatMap((text) => String(text).split("; "));
     if (!lines.length) return;
-    info.element.textContent = lines.join("\n");
+    element.textContent = lines.join("\n");
     const perLine = Math.max(1, Math.floor((node.size[0] - 30) / CHAR_WIDTH));
     const wrapped = lines.reduce((sum, line) => sum + Math.ceil(line.length / perLine), 0);
-    info.height = Math.min(wrapped, MAX_LINES) * LINE_HEIGHT + 8;
+    layout.height = Math.min(wrapped, MAX_LINES) * LINE_HEIGHT + 8;
     node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
     node.setDirtyCanvas(true, true);
   };
 }
 
-function addInfoWidget(node, info) {
+function addInfoWidget(node, layout) {
   const element = document.createElement("div");
   element.className = "spacetime-run-info";
   element.style.cssText = `font:11px/${LINE_HEIGHT}px sans-serif;color:${COLORS.text};white-space:pre-wrap;`
     + "overflow-y:auto;padding:4px 6px;box-sizing:border-box;user-select:text";
   const widget = node.addDOMWidget("run_info", "spacetime_run_info", element, {
     serialize: false, // keeps it out of the queued prompt
-    getMinHeight: () => info.height,
-    getMaxHeight: () => info.height,
+    getMinHeight: () => layout.height,
+    getMaxHeight: () => layout.height,
   });
   widget.serialize = false; // keeps it out of the saved widgets_values
   return element;
