@@ -6,10 +6,12 @@ skipped; when the only keyframes are at the end (backward extension) the chain r
 (e.g. the first keyframe) are added to every window that does not contain them, at its far end from the new
 frames, so the subject stays itself. Each window takes the prompt of the shot running at its first new frame.
 
-Drift control: the new frames of every later window are moved to the per-channel latent mean and std of the
-first window (its known and generated frames), so colour and brightness do not wander over a minute. It assumes
-the shots share one look (measured on the first bundled set: a 60 s three-shot video drifted 13/255 with it, 40/255
-without); turn it off for shots that change setting.
+Drift control: the new frames of every later window are shifted, channel by channel, so that their latent median
+sits at the first window's (its known and generated frames), so the background's colour and brightness do not
+wander over a minute. A median is the background's level whatever the objects do (they cover a few percent of a
+frame), and a shift leaves contrast alone: matching mean and std instead, as the pack first did, let a new object
+move the background and rescaled each window's artefacts into the next, and a three-shot minute drifted 3-5x as
+far (docs/EMBEDDED.md). It assumes the shots share one look; turn it off for shots that change setting.
 
 The whole video lives on the CPU (`Timeline`); only one window at a time is on the compute device.
 """
@@ -126,21 +128,13 @@ def first_new_second(window: Window, fps: float) -> float:
 
 # ------------------------------------------------------------------ drift control
 
-def channel_stats(latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-video, per-channel mean and std over (T, H, W): each [B, C, 1, 1, 1]."""
-    flat = latent.flatten(2)  # [B, C, T*H*W]
-    return flat.mean(-1)[..., None, None, None], flat.std(-1)[..., None, None, None]
-
-
-def match_stats(latent: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Move `latent`'s per-channel mean/std onto `reference`'s."""
-    mean, std = channel_stats(latent)
-    ref_mean, ref_std = reference
-    return (latent - mean) / std.clamp_min(1e-6) * ref_std + ref_mean
+def channel_medians(latent: torch.Tensor) -> torch.Tensor:
+    """Per-video, per-channel median over (T, H, W): [B, C, 1, 1, 1]."""
+    return latent.flatten(2).median(-1).values[..., None, None, None]
 
 
 class DriftControl:
-    """Keeps every window at the latent statistics of the first one."""
+    """Keeps every window's per-channel latent median at the first window's."""
 
     def __init__(self, enabled: bool):
         self.enabled, self.reference = enabled, None
@@ -149,7 +143,7 @@ class DriftControl:
         if not self.enabled:
             return
         if self.reference is None:
-            self.reference = channel_stats(timeline.take(timeline.latent, window))
+            self.reference = channel_medians(timeline.take(timeline.latent, window))
             return
         new = list(window.new)
-        timeline.latent[:, :, new] = match_stats(timeline.latent[:, :, new], self.reference)
+        timeline.latent[:, :, new] += self.reference - channel_medians(timeline.latent[:, :, new])

@@ -5,7 +5,7 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.sampler import Keyframes, frames_for_seconds, sample
 from comfyui_spacetime.sampler.conditioning import TextConditioning, latent_count
-from comfyui_spacetime.sampler.long_video import channel_stats, match_stats, plan_windows
+from comfyui_spacetime.sampler.long_video import DriftControl, Timeline, Window, plan_windows
 from tests.tiny_sampler import OracleDiT, PoolingVAE, oracle_model, prompt
 
 
@@ -62,12 +62,17 @@ def test_a_window_too_small_for_its_overlap_is_refused():
         plan_windows([False] * 10, length=4, overlap=3, anchors=[0])
 
 
-def test_match_stats_moves_channel_mean_and_std():
-    g = torch.Generator().manual_seed(0)
-    latent, reference = torch.randn(2, 4, 3, 5, 5, generator=g), 3 + 2 * torch.randn(2, 4, 3, 5, 5, generator=g)
-    mean, std = channel_stats(match_stats(latent, channel_stats(reference)))
-    torch.testing.assert_close(mean, channel_stats(reference)[0])
-    torch.testing.assert_close(std, channel_stats(reference)[1])
+def test_drift_control_shifts_a_window_to_the_first_ones_background_and_keeps_its_objects():
+    """Two windows of 2 latent frames: the second's background came out 0.3 too high, with a bright object on it."""
+    latent = torch.zeros(1, 2, 4, 4, 4)  # [B, C, T, H, W]: background 0 in the first window
+    latent[:, :, 2:] = 0.3
+    latent[:, :, 2:, :1, :1] = 5.0  # the object: one element in 16 of each frame
+    timeline = Timeline(latent, torch.zeros(4), torch.zeros(4, dtype=torch.bool), latent, latent, None)
+    control = DriftControl(enabled=True)
+    control.apply(timeline, Window((0, 1), new=(0, 1)))
+    control.apply(timeline, Window((2, 3), new=(2, 3)))
+    assert torch.all(timeline.latent[:, :, 2:, 1:] == 0)  # the background is back at the first window's
+    torch.testing.assert_close(timeline.latent[:, :, 2:, :1, :1], torch.full((1, 2, 2, 1, 1), 4.7))  # shifted, not squashed
 
 
 class DriftingDiT(OracleDiT):
