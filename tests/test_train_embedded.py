@@ -27,8 +27,10 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                                                 decoder_only=True),
                                        VAEPhase(steps=1, batch=1, clip_frames=33, lr=3e-4, warmup=50,
                                                 decoder_only=True, mid_clip_share=1.0)),
+                           vae_refine=VAEPhase(steps=1, batch=1, clip_frames=17, lr=3e-4, warmup=30),
                            encode_batch=3, text_steps=2,
-                           dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)))
+                           dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)),
+                           dit_refine=Phase(steps=1, lr=2e-4, warmup=50))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def trained(tmp_path_factory):
 def test_every_stage_logs_and_the_files_load(trained):
     root, paths = trained
     stages = [json.loads(line)["stage"] for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
-    assert {"text", "vae", "dit", "done"} <= set(stages)
+    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "done"} <= set(stages)
     model = load_model(paths["dit"])
     assert model.config.variant == "spacetime-mini" and model.config.per_frame_timesteps
     vae = load_vae(paths["vae"])
@@ -63,6 +65,21 @@ def test_a_finished_run_resumes_to_the_same_weights(trained, tmp_path):
     assert np.allclose(first.pop("latent_rgb_factors"), second.pop("latent_rgb_factors"), atol=1e-5)
     assert np.allclose(first.pop("latent_rgb_factors_bias"), second.pop("latent_rgb_factors_bias"), atol=1e-5)
     assert first == second
+
+
+def test_the_shipped_vae_is_the_refined_one_and_the_first_latents_are_the_unrefined_ones(trained):
+    """Stage 6 trains a copy of the VAE, encoder too; the DiT's first phases learn from the first VAE's latents."""
+    root, paths = trained
+    work = train.WorkDir(root / "work")
+    first, refined = work.load("vae")["model"], work.load("vae-refined")["model"]
+    shipped = load_file(paths["vae"])
+    encoder = [k for k in first if k.startswith("encoder.")]
+    assert any(not torch.equal(first[k], refined[k]) for k in encoder)
+    assert all(torch.equal(shipped[k], refined[k].half()) for k in encoder)
+    latents, refined_latents = work.load("latents"), work.load("latents-refined")
+    size = next(iter(latents))
+    assert latents[size]["captions"] == refined_latents[size]["captions"]
+    assert not torch.equal(latents[size]["latents"], refined_latents[size]["latents"])
 
 
 @pytest.mark.parametrize("stage_loss", ["vae_loss", "flow_matching_loss"])
