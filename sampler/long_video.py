@@ -6,12 +6,14 @@ skipped; when the only keyframes are at the end (backward extension) the chain r
 (e.g. the first keyframe) are added to every window that does not contain them, at its far end from the new
 frames, so the subject stays itself. Each window takes the prompt of the shot running at its first new frame.
 
-Drift control: the new frames of every later window are shifted, channel by channel, so that their latent median
-sits at the first window's (its known and generated frames), so the background's colour and brightness do not
-wander over a minute. A median is the background's level whatever the objects do (they cover a few percent of a
-frame), and a shift leaves contrast alone: matching mean and std instead, as the pack first did, let a new object
-move the background and rescaled each window's artefacts into the next, and a three-shot minute drifted 3-5x as
-far (docs/EMBEDDED.md). It assumes the shots share one look; turn it off for shots that change setting.
+Drift control: the new frames of every later window of a shot are shifted, channel by channel, so that their
+latent median sits at the shot's reference, so the background's colour and brightness do not wander over a minute.
+A median is the background's level whatever the objects do (they cover a few percent of a frame), and a shift
+leaves contrast alone: matching mean and std instead, as the pack first did, let a new object move the background
+and rescaled each window's artefacts into the next, and a three-shot minute drifted 3-5x as far. The first shot's
+reference is its first window (known and generated frames). A new prompt may change the setting, which takes the
+DiT a window or two (the bundled model turned a blue background black over 24 frames), so a later shot's first
+windows are left free and its reference is the new frames of its `SETTLE_WINDOWS`-th window (docs/EMBEDDED.md).
 
 The whole video lives on the CPU (`Timeline`); only one window at a time is on the compute device.
 """
@@ -24,6 +26,7 @@ from ..core.errors import SpacetimeError
 from .conditioning import latent_count, pixel_span
 
 MAX_SECONDS = 60
+SETTLE_WINDOWS = 3  # a later shot's windows left to the DiT before drift control holds the shot
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
@@ -134,16 +137,24 @@ def channel_medians(latent: torch.Tensor) -> torch.Tensor:
 
 
 class DriftControl:
-    """Keeps every window's per-channel latent median at the first window's."""
+    """Keeps the windows of each shot at the per-channel latent median of the shot's reference window."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.reference = enabled, None
+        self.enabled, self.shot, self.windows_in_shot, self.reference = enabled, None, 0, None
 
-    def apply(self, timeline: Timeline, window: Window) -> None:
+    def apply(self, timeline: Timeline, window: Window, shot: int) -> None:
+        """Called after each window is sampled, in sampling order; `shot`: the index of the window's shot."""
         if not self.enabled:
             return
-        if self.reference is None:
-            self.reference = channel_medians(timeline.take(timeline.latent, window))
-            return
+        first_shot = self.shot is None
+        if shot != self.shot:
+            self.shot, self.windows_in_shot, self.reference = shot, 0, None
+        self.windows_in_shot += 1
         new = list(window.new)
+        if self.reference is None:
+            if first_shot:
+                self.reference = channel_medians(timeline.take(timeline.latent, window))
+            elif self.windows_in_shot == SETTLE_WINDOWS:
+                self.reference = channel_medians(timeline.latent[:, :, new])
+            return
         timeline.latent[:, :, new] += self.reference - channel_medians(timeline.latent[:, :, new])

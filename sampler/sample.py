@@ -67,7 +67,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
         windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
-        drift.apply(timeline, window)
+        drift.apply(timeline, window, positive.shot_index(first_new_second(window, fps)))
     return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates))
 
 

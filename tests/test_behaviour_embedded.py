@@ -45,11 +45,12 @@ SEAM_OVER_VAE = 1.5
 INFILL_SEEDS = (0, 1, 2)
 INFILL_BETWEEN_MEDIAN_PX = 6.0
 # The three-shot minute, first vs last window, the median over seeds 0-2: one seed is not a measure (a chain is
-# chaotic). The shipped set with the drift control that shifts windows to the first one's latent median: fresh
-# windows 1.0, 2.8, 4.6, 3.3; one pass 3.8, 3.9, 7.4, 3.3 (over seeds 0-7 the worst seed 16.6 and 18.4: its first
-# window's decoded background is lighter than the rest). The previous set with the earlier drift control (matching
-# each window's mean and std): 19.6, 11.7, 36.7, 55.5 and 13.6, 10.8, 36.1, 45.3, which these bounds fail; the same
-# set with the median shift 2.3, 6.5, 9.9, 8.9 and 1.9, 1.8, 8.1, 6.3 (docs/EMBEDDED.md).
+# chaotic). The shipped set with the drift control that shifts each shot's windows to a reference window's latent
+# median: fresh windows 3.6, 5.5, 5.2, 5.5; one pass 3.2, 4.6, 6.8, 2.9 (over seeds 0-7 the worst seed 13.5 and
+# 16.4: its first window's decoded background is lighter than the rest); with one reference for the whole minute
+# 1.0, 2.8, 4.6, 3.3 and 3.8, 3.9, 7.4, 3.3. The previous set with the earlier drift control (matching each window's
+# mean and std to the first's): 19.6, 11.7, 36.7, 55.5 and 13.6, 10.8, 36.1, 45.3, which these bounds fail
+# (docs/EMBEDDED.md).
 DRIFT_SEEDS = (0, 1, 2)
 DRIFT_FRESH_WINDOWS_255 = 12
 DRIFT_ONE_PASS_255 = 12

@@ -5,7 +5,7 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.sampler import Keyframes, frames_for_seconds, sample
 from comfyui_spacetime.sampler.conditioning import TextConditioning, latent_count
-from comfyui_spacetime.sampler.long_video import DriftControl, Timeline, Window, plan_windows
+from comfyui_spacetime.sampler.long_video import SETTLE_WINDOWS, DriftControl, Timeline, Window, plan_windows
 from tests.tiny_sampler import OracleDiT, PoolingVAE, oracle_model, prompt
 
 
@@ -69,10 +69,24 @@ def test_drift_control_shifts_a_window_to_the_first_ones_background_and_keeps_it
     latent[:, :, 2:, :1, :1] = 5.0  # the object: one element in 16 of each frame
     timeline = Timeline(latent, torch.zeros(4), torch.zeros(4, dtype=torch.bool), latent, latent, None)
     control = DriftControl(enabled=True)
-    control.apply(timeline, Window((0, 1), new=(0, 1)))
-    control.apply(timeline, Window((2, 3), new=(2, 3)))
+    control.apply(timeline, Window((0, 1), new=(0, 1)), shot=0)
+    control.apply(timeline, Window((2, 3), new=(2, 3)), shot=0)
     assert torch.all(timeline.latent[:, :, 2:, 1:] == 0)  # the background is back at the first window's
     torch.testing.assert_close(timeline.latent[:, :, 2:, :1, :1], torch.full((1, 2, 2, 1, 1), 4.7))  # shifted, not squashed
+
+
+def test_drift_control_leaves_a_new_shot_its_setting_and_then_holds_it():
+    """Shot 1 changes the background (0 -> 1): its first windows are the DiT's; from its SETTLE_WINDOWS-th window on
+    the shot is held at that window's level."""
+    windows = 2 + SETTLE_WINDOWS + 1  # one window of shot 0, then shot 1
+    latent = torch.zeros(1, 1, windows, 2, 2)
+    latent[:, :, 1:] = 1.0  # shot 1's new setting
+    latent[:, :, -1] = 1.5  # and its last window drifted
+    timeline = Timeline(latent, torch.zeros(windows), torch.zeros(windows, dtype=torch.bool), latent, latent, None)
+    control = DriftControl(enabled=True)
+    for t in range(windows):
+        control.apply(timeline, Window((t,), new=(t,)), shot=min(t, 1))
+    assert torch.all(timeline.latent[:, :, 1:] == 1.0)
 
 
 class DriftingDiT(OracleDiT):
