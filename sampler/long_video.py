@@ -146,13 +146,13 @@ class DriftControl:
         """Called after each window is sampled, in sampling order; `shot`: the index of the window's shot."""
         if not self.enabled:
             return
-        first_shot = self.shot is None
+        first_window = self.shot is None
         if shot != self.shot:
             self.shot, self.windows_in_shot, self.reference = shot, 0, None
         self.windows_in_shot += 1
         new = list(window.new)
         if self.reference is None:
-            if first_shot:
+            if first_window:
                 self.reference = channel_medians(timeline.take(timeline.latent, window))
             elif self.windows_in_shot == SETTLE_WINDOWS:
                 self.reference = channel_medians(timeline.latent[:, :, new])
