@@ -171,3 +171,15 @@ def test_a_minute_of_three_shots_keeps_its_background(mini):
         one_pass.append(quality.drift_255(video[:17], video[-17:]))
     assert np.median(fresh) <= DRIFT_FRESH_WINDOWS_255, fresh
     assert np.median(one_pass) <= DRIFT_ONE_PASS_255, one_pass
+
+
+@pytest.mark.parametrize("seed", DRIFT_SEEDS)
+def test_a_shot_list_changes_its_setting_at_the_cut(mini, seed):
+    """Drift control holds each shot to its own background, not to the first shot's (the minute-long example
+    workflow once stayed blue through its black, green and gradient shots)."""
+    prompt = ("0: a red circle moving right on a blue background\n"
+              "6: a yellow square moving left on a black background")
+    video = decode(mini, generate(mini, prompt, frames_for_seconds(14, FPS), steps=8, seed=seed)).numpy()
+    blue, black = quality.background_colour(video[:17]), quality.background_colour(video[-17:])
+    assert blue[2] > 0.6 and blue[:2].max() < 0.4, blue  # the first shot's blue
+    assert black.max() < 0.2, black  # the last frames, held by drift control, in the second shot's black
