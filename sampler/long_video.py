@@ -12,8 +12,9 @@ A median is the background's level whatever the objects do (they cover a few per
 leaves contrast alone: matching mean and std instead, as the pack first did, let a new object move the background
 and rescaled each window's artefacts into the next, and a three-shot minute drifted 3-5x as far. The first shot's
 reference is its first window (known and generated frames). A new prompt may change the setting, which takes the
-DiT a window or two (the bundled model turned a blue background black over 24 frames), so a later shot's first
-windows are left free and its reference is the new frames of its `SETTLE_WINDOWS`-th window (docs/EMBEDDED.md).
+DiT a while (the bundled model turned a blue background black over 24 frames), so a later shot's windows are left
+free for its first `SETTLE_LATENT_FRAMES` and its reference is the new frames of the first window past them
+(docs/EMBEDDED.md).
 
 The whole video lives on the CPU (`Timeline`); only one window at a time is on the compute device.
 """
@@ -26,7 +27,9 @@ from ..core.errors import SpacetimeError
 from .conditioning import latent_count, pixel_span
 
 MAX_SECONDS = 60
-SETTLE_WINDOWS = 3  # a later shot's windows left to the DiT before drift control holds the shot
+# latent frames of a later shot left to the DiT before drift control holds the shot: two of the bundled model's
+# windows (it took 6-10 latent frames to change a setting), less than one of a Wan model's 81-frame windows
+SETTLE_LATENT_FRAMES = 8
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
@@ -140,21 +143,20 @@ class DriftControl:
     """Keeps the windows of each shot at the per-channel latent median of the shot's reference window."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.shot, self.windows_in_shot, self.reference = enabled, None, 0, None
+        self.enabled, self.shot, self.shot_start, self.reference = enabled, None, 0, None
 
     def apply(self, timeline: Timeline, window: Window, shot: int) -> None:
         """Called after each window is sampled, in sampling order; `shot`: the index of the window's shot."""
         if not self.enabled:
             return
         first_window = self.shot is None
-        if shot != self.shot:
-            self.shot, self.windows_in_shot, self.reference = shot, 0, None
-        self.windows_in_shot += 1
         new = list(window.new)
+        if shot != self.shot:
+            self.shot, self.shot_start, self.reference = shot, new[0], None
         if self.reference is None:
             if first_window:
                 self.reference = channel_medians(timeline.take(timeline.latent, window))
-            elif self.windows_in_shot == SETTLE_WINDOWS:
+            elif abs(new[0] - self.shot_start) >= SETTLE_LATENT_FRAMES:  # abs: backward runs go right to left
                 self.reference = channel_medians(timeline.latent[:, :, new])
             return
         timeline.latent[:, :, new] += self.reference - channel_medians(timeline.latent[:, :, new])

@@ -5,7 +5,7 @@ import torch
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.sampler import Keyframes, frames_for_seconds, sample
 from comfyui_spacetime.sampler.conditioning import TextConditioning, latent_count
-from comfyui_spacetime.sampler.long_video import SETTLE_WINDOWS, DriftControl, Timeline, Window, plan_windows
+from comfyui_spacetime.sampler.long_video import SETTLE_LATENT_FRAMES, DriftControl, Timeline, Window, plan_windows
 from tests.tiny_sampler import OracleDiT, PoolingVAE, oracle_model, prompt
 
 
@@ -76,9 +76,9 @@ def test_drift_control_shifts_a_window_to_the_first_ones_background_and_keeps_it
 
 
 def test_drift_control_leaves_a_new_shot_its_setting_and_then_holds_it():
-    """Shot 1 changes the background (0 -> 1): its first windows are the DiT's; from its SETTLE_WINDOWS-th window on
-    the shot is held at that window's level."""
-    windows = 2 + SETTLE_WINDOWS + 1  # one window of shot 0, then shot 1
+    """Shot 1 changes the background (0 -> 1): its first SETTLE_LATENT_FRAMES are the DiT's; from the next window
+    on the shot is held at that window's level. Windows of one latent frame here."""
+    windows = 1 + SETTLE_LATENT_FRAMES + 2  # one window of shot 0, then shot 1
     latent = torch.zeros(1, 1, windows, 2, 2)
     latent[:, :, 1:] = 1.0  # shot 1's new setting
     latent[:, :, -1] = 1.5  # and its last window drifted
