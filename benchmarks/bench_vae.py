@@ -24,8 +24,8 @@ HEADER = ("| VAE | dtype | device | pixels T x H x W | mode | median decode (s) 
 def build(preset: str, dtype: torch.dtype, device: str) -> WanVAE:
     """Random weights allocated in place (no float32 detour), scaled to keep activations near unit size."""
     with torch.device("meta"):
-        vae = WanVAE(VAE_PRESETS[preset])
-    vae = vae.to_empty(device=device).to(dtype).eval().requires_grad_(False)
+        vae = WanVAE(VAE_PRESETS[preset]).to(dtype)
+    vae = vae.to_empty(device=device).eval().requires_grad_(False)
     for name, p in vae.named_parameters():
         if name.endswith("gamma"):
             p.fill_(1.0)
@@ -44,7 +44,8 @@ def run_row(args) -> str:
     height, width = (int(v) for v in args.row_size.split("x"))
     z = torch.randn(1, vae.config.z_dim, args.latent_frames, height // s_step, width // s_step, device=device)
     tiled = args.row_mode != "untiled"
-    decode = (lambda: vae.decode_tiled(z, tile=args.tile, overlap=args.overlap)) if tiled else (lambda: vae.decode(z))
+    decode = ((lambda: vae.decode_tiled(z, args.tile, args.overlap, cache_device=args.cache_device)) if tiled
+              else (lambda: vae.decode(z)))
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -59,6 +60,8 @@ def run_row(args) -> str:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
     frames = (args.latent_frames - 1) * t_step + 1
     mode = f"tiled {args.tile}/{args.overlap} latent px" if tiled else "untiled"
+    if tiled and args.cache_device:
+        mode += f", cache on {args.cache_device}"
     return (f"| {args.preset} | {args.dtype} | {_device_name(device)} | {frames} x {height} x {width} | {mode} | "
             f"{statistics.median(times):.2f} | {peak:.2f} |")
 
@@ -81,6 +84,9 @@ def main() -> None:
     parser.add_argument("--latent-frames", type=int, default=2, help="latent frames (pixel frames = 4(T-1)+1)")
     parser.add_argument("--tile", type=int, default=64, help="tile size in latent pixels")
     parser.add_argument("--overlap", type=int, default=16, help="tile overlap in latent pixels")
+    parser.add_argument("--cache-device", help='where tiled decoding keeps its temporal cache (default "cpu"; '
+                        '"cuda" keeps it on the GPU)')
+    parser.add_argument("--modes", default="untiled,tiled", help="which of untiled and tiled to run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--row-size", help=argparse.SUPPRESS)
     parser.add_argument("--row-mode", help=argparse.SUPPRESS)
@@ -90,7 +96,7 @@ def main() -> None:
         return
     print(HEADER, flush=True)
     for size in args.sizes.split(","):
-        for mode in ("untiled", "tiled"):
+        for mode in args.modes.split(","):
             subprocess.run([sys.executable, "-m", "comfyui_spacetime.benchmarks.bench_vae", *sys.argv[1:],
                             "--row-size", size, "--row-mode", mode], check=True)
 

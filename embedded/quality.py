@@ -452,7 +452,7 @@ def vae_round_trip(vae, frames: np.ndarray) -> np.ndarray:
 
     with torch.inference_mode():
         decoded = vae.decode(vae.encode(image_to_pixels(torch.from_numpy(np.ascontiguousarray(frames)))))[0]
-    return pixels_to_image(decoded).numpy()
+    return pixels_to_image(decoded.cpu()).numpy()
 
 
 def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[float, int]]:

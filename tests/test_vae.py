@@ -135,3 +135,16 @@ def test_builds_on_meta_without_memory():
     with torch.device("meta"):
         vae = WanVAE(VAEConfig())
     assert vae.decoder.conv1.weight.is_meta
+
+
+def test_inputs_on_another_device_move_to_the_vae():
+    # A CUDA VAE handed CPU pixels used to fail deep in torch ("slow_conv3d_forward ... CUDA backend"); the
+    # meta device stands in for the GPU here: only shapes flow, on the VAE's device.
+    with torch.device("meta"):
+        vae = WanVAE(TINY_21)
+    video = random_video(TINY_21, latent_hw=(2, 3))  # on the CPU
+    z = vae.encode(video)
+    assert z.device.type == "meta" and z.shape == (1, TINY_21.z_dim, 2, 2, 3)
+    tiled = vae.decode_tiled(torch.zeros(z.shape), tile=2, overlap=1, cache_device="meta")  # meta can't reach the CPU
+    for pixels in (vae.decode(torch.zeros(z.shape)), tiled):
+        assert pixels.device.type == "meta" and pixels.shape == video.shape

@@ -7,7 +7,10 @@ Two things keep the tiles faithful to an untiled decode:
   a tile reads its whole window from it and writes back the part it owns (up to the middle of each
   overlap). A tile's next chunk thus sees its neighbours' features, as the untiled decode does, and
   tile-border errors do not spread inward chunk after chunk.
-The store lives on the CPU when decoding on a GPU, so the device holds one tile's activations at a time.
+The store lives on the CPU when decoding on a GPU, so the device holds one tile's activations at a time. That
+is what makes tiling save memory: kept on the GPU, the store (this chunk's and the last) outweighs the untiled
+decode's cache and activations together. The price is copying each tile's window there and back every chunk
+(on an H200 at 480p, 2.29 GiB instead of 4.98 but 17x the untiled time; BENCHMARKS.md).
 """
 
 import math
@@ -123,14 +126,16 @@ class _Tile:
         self.cache = TileCache(store, window, (*owned_span(rows, i), *owned_span(cols, j)))
 
 
-def decode_frames_tiled(vae, z: torch.Tensor, tile: int, overlap: int, temporal_chunk: int) -> Iterator[torch.Tensor]:
-    """Yield pixel chunks [B, 3, t, H, W] of `vae.decode(z)`, the upsampling done in tiles (sizes in latent pixels)."""
+def decode_frames_tiled(vae, z: torch.Tensor, tile: int, overlap: int, temporal_chunk: int,
+                        cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+    """Yield pixel chunks [B, 3, t, H, W] of `vae.decode(z)`, the upsampling done in tiles (sizes in latent pixels);
+    `cache_device` holds the shared temporal cache (None: the CPU, whatever device decodes)."""
     if not 0 <= overlap < tile:
         raise SpacetimeError(f"tile {tile} with overlap {overlap}: expected 0 <= overlap < tile (e.g. tile 32, overlap 8).")
     scale = vae.config.compression[1]
     height, width = z.shape[3], z.shape[4]
     rows, cols = tile_spans(height, tile, overlap), tile_spans(width, tile, overlap)
-    store = FrameStore(height, width, "cpu" if z.device.type != "cpu" else None)
+    store = FrameStore(height, width, cache_device or "cpu")
     tiles = [_Tile(rows, cols, i, j, scale, store, z.device) for i in range(len(rows)) for j in range(len(cols))]
     total = torch.zeros(height * scale, width * scale, device=z.device)  # (H, W) sum of blend weights
     for t in tiles:

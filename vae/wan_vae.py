@@ -115,13 +115,14 @@ class WanVAE(nn.Module):
 
     # -- encode ---------------------------------------------------------------------------------------
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels [B, 3, T, H, W] in -1..1 (T = 4k+1) -> raw latents [B, z, (T-1)/4+1, H/s, W/s] (fp32)."""
+        """Pixels [B, 3, T, H, W] in -1..1 (T = 4k+1), on any device -> raw latents [B, z, (T-1)/4+1, H/s, W/s]
+        (fp32, on the VAE's device)."""
         return self.encode_distribution(video)[0]
 
     def encode_distribution(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of the latent (both [B, z, T', H', W'], fp32), e.g. for a KL loss."""
         self._check_pixels(video)
-        x = patchify(video.to(self._param_dtype), self.config.patch_size)  # (B, 3*p*p, T, H/p, W/p)
+        x = patchify(self._to_params(video), self.config.patch_size)  # (B, 3*p*p, T, H/p, W/p)
         cache, chunks = CausalCache(), []
         for start, stop in self._encode_chunks(x.shape[2]):
             chunks.append(self.encoder(x[:, :, start:stop], cache))
@@ -138,7 +139,8 @@ class WanVAE(nn.Module):
 
     # -- decode ---------------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latents [B, z, T', H', W'] -> pixels [B, 3, 4(T'-1)+1, H'*s, W'*s], clamped to -1..1 (fp32)."""
+        """Raw latents [B, z, T', H', W'], on any device -> pixels [B, 3, 4(T'-1)+1, H'*s, W'*s], clamped to -1..1
+        (fp32, on the VAE's device)."""
         return torch.cat(list(self.decode_frames(z)), dim=2)
 
     def decode_frames(self, z: torch.Tensor, temporal_chunk: int = 1, tile: int | None = None,
@@ -147,18 +149,21 @@ class WanVAE(nn.Module):
 
         Only one chunk of frames is ever on the device, so minute-long videos stream through.
         `tile` (latent pixels) decodes spatial tiles blended over `overlap`; see tiling.py.
-        `cache_device` parks the temporal cache elsewhere (e.g. "cpu") between chunks.
+        `cache_device` parks the temporal cache elsewhere (e.g. "cpu") between chunks: less memory on the
+        VAE's device, at the cost of copying the cache there and back for every chunk. Untiled it defaults to
+        the VAE's device; tiled, to the CPU (see tiling.py for why).
         """
         self._check_latent(z)
+        z = z.to(self.conv2.weight.device)
         if tile is None:
             yield from self.decode_stream(z, temporal_chunk, cache_device)
         else:
-            yield from decode_frames_tiled(self, z, tile, overlap, temporal_chunk)
+            yield from decode_frames_tiled(self, z, tile, overlap, temporal_chunk, cache_device)
 
     def decode_stream(self, z: torch.Tensor, temporal_chunk: int = 1,
                       cache_device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
         """Untiled chunked decode of a checked latent."""
-        x = self.conv2(z.to(self._param_dtype))  # (B, z, T', H', W')
+        x = self.conv2(self._to_params(z))  # (B, z, T', H', W')
         cache = CausalCache(cache_device)
         for start, stop in decode_chunks(x.shape[2], temporal_chunk):
             out = self.decoder(x[:, :, start:stop], cache)  # (B, 3*p*p, t, H/p, W/p)
@@ -169,9 +174,11 @@ class WanVAE(nn.Module):
         """Decoder output (patchified) -> pixels [B, 3, t, H, W] in fp32, not yet clamped."""
         return unpatchify(out, self.config.patch_size).float()
 
-    def decode_tiled(self, z: torch.Tensor, tile: int = 64, overlap: int = 16, temporal_chunk: int = 1) -> torch.Tensor:
-        """`decode` in spatial tiles of `tile` latent pixels blended over `overlap`: peak memory set by the tile."""
-        return torch.cat(list(self.decode_frames(z, temporal_chunk, tile=tile, overlap=overlap)), dim=2)
+    def decode_tiled(self, z: torch.Tensor, tile: int = 64, overlap: int = 16, temporal_chunk: int = 1,
+                     cache_device: torch.device | str | None = None) -> torch.Tensor:
+        """`decode` in spatial tiles of `tile` latent pixels blended over `overlap`: peak memory set by the tile
+        (the full-frame temporal cache waits on `cache_device`, the CPU unless given)."""
+        return torch.cat(list(self.decode_frames(z, temporal_chunk, tile, overlap, cache_device)), dim=2)
 
     # -- latent statistics ----------------------------------------------------------------------------
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
@@ -182,9 +189,9 @@ class WanVAE(nn.Module):
         return denormalize(z, self.config.latent_mean, self.config.latent_std)
 
     # -- input checks ---------------------------------------------------------------------------------
-    @property
-    def _param_dtype(self) -> torch.dtype:
-        return self.conv2.weight.dtype
+    def _to_params(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` on the weights' device and in their dtype (callers may hand over CPU float32 tensors)."""
+        return x.to(self.conv2.weight.device, self.conv2.weight.dtype)
 
     def _check_pixels(self, video: torch.Tensor) -> None:
         if video.dim() != 5 or video.shape[1] != 3:
