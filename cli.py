@@ -82,6 +82,9 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--first-frame-candidates", type=int, default=FIRST_FRAME_CANDIDATES, metavar="N",
                      help="with the first frame first: sample N first clips and keep the start of the one the model "
                           f"finds its prompt explains best (default {FIRST_FRAME_CANDIDATES}: the seed's own)")
+    gen.add_argument("--no-drift-control", dest="drift_control", action="store_false",
+                     help="videos longer than one window: let the background drift instead of holding each shot's "
+                          "(for a setting that should change within a shot)")
     gen.add_argument("--no-recaption", dest="recaption", action="store_false",
                      help="spacetime-mini: encode the prompt as typed instead of rewritten into the caption wording "
                           "it was trained on")
@@ -121,7 +124,7 @@ def _generate(args: argparse.Namespace) -> int:
                       keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
                       seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
                       frame_order=args.frame_order, first_frame_candidates=args.first_frame_candidates,
-                      recaption=args.recaption, models=models)
+                      recaption=args.recaption, drift_control=args.drift_control, models=models)
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None

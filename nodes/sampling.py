@@ -55,6 +55,11 @@ class SpacetimeSampler:
                     "(its prediction with the prompt against without). 1 keeps the seed's own. On spacetime-mini 4 "
                     "draws the prompt's colour and direction more often, its shapes and left/right less, in about "
                     "1.4x the time; with Wan each candidate costs a whole clip."}),
+                "drift_control": ("BOOLEAN", {"default": True, "tooltip":
+                    "Videos longer than one window only: shift each new window so its background keeps the colour "
+                    "of its shot's start (each shot of a prompt schedule gets its own once it has settled), "
+                    "against the slow drift of chained windows. Turn off for a setting that should change within "
+                    "a shot, such as a sunset."}),
             },
         }
 
@@ -68,12 +73,12 @@ class SpacetimeSampler:
                    "read. Shows progress and a latent preview; Cancel stops between steps.")
 
     def sample(self, model, conditioning, latent, seed, steps, cfg, shift, solver, denoise, fps, keyframes=None,
-               vae=None, frame_order="auto", first_frame_candidates=FIRST_FRAME_CANDIDATES):
+               vae=None, frame_order="auto", first_frame_candidates=FIRST_FRAME_CANDIDATES, drift_control=True):
         with Progress("sampling") as progress:
             result = sample(model, latent["samples"], conditioning, keyframes=keyframes, seed=seed, steps=steps,
                             cfg=cfg, shift=shift, solver=solver, denoise=denoise, fps=fps, callback=progress, vae=vae,
                             first_frame_first=_first_frame_first(model, frame_order),
-                            first_frame_candidates=first_frame_candidates)
+                            first_frame_candidates=first_frame_candidates, drift_control=drift_control)
         info = "; ".join(filter(None, [result.info, *_request_notes(model, conditioning, latent["samples"])]))
         logging.getLogger(__name__).info("Spacetime Sampler: %s", info)
         return {"ui": {"text": [info]}, "result": ({"samples": result.latent}, info)}  # ui: web/widgets/run_info.js

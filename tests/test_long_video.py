@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from comfyui_spacetime.core.errors import SpacetimeError
+from comfyui_spacetime.nodes.sampling import SpacetimeSampler
 from comfyui_spacetime.sampler import Keyframes, frames_for_seconds, sample
 from comfyui_spacetime.sampler.conditioning import TextConditioning, latent_count
 from comfyui_spacetime.sampler.long_video import SETTLE_LATENT_FRAMES, DriftControl, Timeline, Window, plan_windows
@@ -112,6 +113,14 @@ def test_drift_control_holds_a_long_video_at_the_first_window(drift_control, las
     assert out.info.endswith("8 windows of 5 latent frames")
     assert out.latent[:, :, -1].mean().item() == pytest.approx(last_value, abs=1e-4)
     assert out.latent[:, :, :5].mean().item() == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("drift_control, last_value", [(True, 0.5), (False, 0.5 + 0.1 * 7)])
+def test_the_sampler_node_passes_drift_control_on(drift_control, last_value):
+    latent = {"samples": torch.zeros(1, 16, 33, 2, 2)}
+    out, _ = SpacetimeSampler().sample(drifting_model(2), prompt(0.5), latent, 0, 2, 1.0, 5.0, "euler", 1.0, 8.0,
+                                       vae=PoolingVAE(), drift_control=drift_control)["result"]
+    assert out["samples"][:, :, -1].mean().item() == pytest.approx(last_value, abs=1e-4)
 
 
 def test_minute_long_multi_shot_video_picks_each_shot_by_time():
