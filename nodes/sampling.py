@@ -58,8 +58,8 @@ class SpacetimeSampler:
                 "drift_control": ("BOOLEAN", {"default": True, "tooltip":
                     "Videos longer than one window only: shift each new window so its background keeps the colour "
                     "of its shot's start (each shot of a prompt schedule gets its own once it has settled), "
-                    "against the slow drift of chained windows. Turn off for a setting that should change within "
-                    "a shot, such as a sunset."}),
+                    "against the slow colour drift of chained windows. Turn off for a setting that should change "
+                    "within a shot, such as a sunset or a camera moving somewhere new."}),
             },
         }
 
