@@ -13,6 +13,7 @@ import torch
 
 from comfyui_spacetime.core.dit import WanDiT
 from comfyui_spacetime.core.dit_config import DIT_PRESETS
+from comfyui_spacetime.core.host import device_name
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 HEADER = ("| model | dtype | device | latent C x T x H x W | tokens | median forward (s) | peak memory (GiB) |\n"
@@ -39,10 +40,6 @@ def peak_memory_gib(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def device_name(device: str) -> str:
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
 
 
 def main(argv=None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from comfyui_spacetime.core.host import get_device
+from comfyui_spacetime.core.host import device_name, get_device
 from comfyui_spacetime.pipeline import generate, load_models
 
 PROMPT = "a red circle moving to the right on a blue background"
@@ -34,13 +34,6 @@ def end_to_end(models, out: Path | None, **settings) -> float:
     return time.perf_counter() - start
 
 
-def device_name() -> str:
-    device = get_device()
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -49,17 +42,17 @@ def main() -> None:
                         help="time generation alone, without writing the mp4 (for a machine with no ffmpeg)")
     args = parser.parse_args()
     models = load_models()
-    cfg = models.model.sampling.cfg
+    cfg, device = models.model.sampling.cfg, device_name(get_device())
     print(HEADER)
     with tempfile.TemporaryDirectory() as folder:
         out = None if args.no_mp4 else Path(folder) / "bench.mp4"
         end_to_end(models, out, frames=17, steps=2, seed=0)  # warm-up: CUDA kernels load on first use
         times = [end_to_end(models, out, frames=17, steps=20, seed=i) for i in range(args.repeats)]
-        print(f"| 64x64, 17 frames | 20 | {cfg} | {device_name()} | {statistics.median(times):.2f} | "
+        print(f"| 64x64, 17 frames | 20 | {cfg} | {device} | {statistics.median(times):.2f} | "
               f"{args.repeats} |")
         if args.long_seconds:
             seconds = end_to_end(models, out, seconds=args.long_seconds, steps=20, seed=0)
-            print(f"| 64x64, {args.long_seconds:g} s chained | 20 | {cfg} | {device_name()} | {seconds:.1f} | 1 |")
+            print(f"| 64x64, {args.long_seconds:g} s chained | 20 | {cfg} | {device} | {seconds:.1f} | 1 |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from comfyui_spacetime.core.host import device_name
 from comfyui_spacetime.vae import VAE_PRESETS, WanVAE
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,17 +63,13 @@ def run_row(args) -> str:
     mode = f"tiled {args.tile}/{args.overlap} latent px" if tiled else "untiled"
     if tiled and args.cache_device:
         mode += f", cache on {args.cache_device}"
-    return (f"| {args.preset} | {args.dtype} | {_device_name(device)} | {frames} x {height} x {width} | {mode} | "
+    return (f"| {args.preset} | {args.dtype} | {device_name(device)} | {frames} x {height} x {width} | {mode} | "
             f"{statistics.median(times):.2f} | {peak:.2f} |")
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
 
 
 def main() -> None:

@@ -35,6 +35,16 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def device_name(device: torch.device | str) -> str:
+    """What a benchmark row or a log line calls `device`: the GPU's model, or the CPU and its torch threads."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return device.type.upper()
+
+
 def free_memory(device: torch.device) -> int:
     """Bytes free on `device` (for block swap and tile sizes); ComfyUI counts its own cached models too."""
     if inside_comfyui():

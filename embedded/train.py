@@ -109,7 +109,7 @@ class TrainConfig:
     # moving purple square came back dark green, while latents optimised for the true clip decoded it purple), and
     # 600 joint steps raised the held-out round trips' object colour 83% -> 90%. They move the latents by about 13%
     # of their spread, so the DiT is fine-tuned on the refined latents after its own phases (docs/EMBEDDED.md)
-    vae_refine: VAEPhase = VAEPhase(steps=600, batch=2, clip_frames=17, lr=3e-4, warmup=30)
+    vae_refine: tuple[VAEPhase, ...] = (VAEPhase(steps=600, batch=2, clip_frames=17, lr=3e-4, warmup=30),)
     vae_crop: int = 32
     vae_thumbnail: float = 2.0
     # pixels far from the clip's background colour weigh 1 + this: objects cover a few percent of a frame,
@@ -365,7 +365,7 @@ def train_vae(cfg: TrainConfig, work: WorkDir) -> WanVAE:
 def refine_vae(cfg: TrainConfig, vae: WanVAE, work: WorkDir) -> WanVAE:
     """A copy of the trained VAE, encoder and decoder trained together again with a fresh optimizer (stage 6)."""
     refined = copy.deepcopy(vae).train().requires_grad_(True)
-    return _train_vae_phases(refined, (cfg.vae_refine,), cfg, work, stage="vae-refined", rng_stage=6)
+    return _train_vae_phases(refined, cfg.vae_refine, cfg, work, stage="vae-refined", rng_stage=6)
 
 
 def _train_vae_phases(vae: WanVAE, phases: tuple[VAEPhase, ...], cfg: TrainConfig, work: WorkDir, stage: str,

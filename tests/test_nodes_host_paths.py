@@ -55,6 +55,7 @@ def test_standalone_host_uses_torch_and_tqdm():
     assert not host.inside_comfyui()
     assert host.get_device().type in ("cpu", "cuda", "mps")
     assert host.free_memory(torch.device("cpu")) > 0
+    assert host.device_name("cpu") == f"CPU ({torch.get_num_threads()} threads)"
     host.check_interrupt()
     with host.Progress("test") as progress:
         progress(1, 2)

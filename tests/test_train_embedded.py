@@ -27,7 +27,7 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                                                 decoder_only=True),
                                        VAEPhase(steps=1, batch=1, clip_frames=33, lr=3e-4, warmup=50,
                                                 decoder_only=True, mid_clip_share=1.0)),
-                           vae_refine=VAEPhase(steps=1, batch=1, clip_frames=17, lr=3e-4, warmup=30),
+                           vae_refine=(VAEPhase(steps=1, batch=1, clip_frames=17, lr=3e-4, warmup=30),),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)),
                            dit_refine=Phase(steps=1, lr=2e-4, warmup=50))
