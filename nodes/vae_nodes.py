@@ -50,7 +50,7 @@ class SpacetimeVAEDecode:
             "latent": ("LATENT", {"tooltip": "From the Spacetime Sampler."}),
             "tiled": ("BOOLEAN", {"default": False, "tooltip":
                 "Decode in overlapping spatial tiles, one latent frame at a time, the temporal cache waiting on "
-                "the CPU: about half the GPU memory, seams blended, but many times slower (17x on an H200 at "
+                "the CPU: about half the GPU memory, seams blended, but many times slower (14x on an H200 at "
                 "480p). Turn on only when the plain decode runs out of memory."}),
             "tile_size": ("INT", {"default": 256, "min": 64, "max": 4096, "step": 32, "tooltip":
                 "Tile width and height in pixels (tiled only)."}),

@@ -10,7 +10,7 @@ Two things keep the tiles faithful to an untiled decode:
 The store lives on the CPU when decoding on a GPU, so the device holds one tile's activations at a time. That
 is what makes tiling save memory: kept on the GPU, the store (this chunk's and the last) outweighs the untiled
 decode's cache and activations together. The price is copying each tile's window there and back every chunk
-(on an H200 at 480p, 2.29 GiB instead of 4.98 but 17x the untiled time; BENCHMARKS.md).
+(on an H200 at 480p, 2.34 GiB instead of 4.98 but 14x the untiled time; BENCHMARKS.md).
 """
 
 import math
@@ -65,25 +65,31 @@ class FrameStore:
     """Full-frame trailing features of every causal module, shared by the tiles; one buffer per chunk.
 
     Tiles read the previous chunk's features (`current`) while writing this chunk's (`pending`), so a
-    tile decoded later in a chunk never sees features from the same chunk.
+    tile decoded later in a chunk never sees features from the same chunk. The two buffers swap roles each
+    chunk and are reused: every pixel is rewritten each chunk (the tiles' owned boxes cover the frame), and
+    allocating (and, on the CPU for a GPU, pinning) a fresh buffer per module per chunk costs more than the copy.
     """
 
-    def __init__(self, latent_height: int, latent_width: int, storage_device: torch.device | str | None):
+    def __init__(self, latent_height: int, latent_width: int, storage_device: torch.device | str):
         self.latent_height, self.latent_width = latent_height, latent_width
-        self.storage_device = storage_device
+        self.storage_device = torch.device(storage_device)
         self.current: dict[nn.Module, torch.Tensor] = {}
         self.pending: dict[nn.Module, torch.Tensor] = {}
 
     def advance(self) -> None:
-        self.current, self.pending = self.pending, {}
+        self.current, self.pending = self.pending, self.current
 
     def pending_buffer(self, module: nn.Module, tail: torch.Tensor, scale: int) -> torch.Tensor:
         """This chunk's full-frame buffer for `module`, shaped like `tail` at `scale` x the latent size."""
-        if module not in self.pending:
-            b, c, t = tail.shape[:3]
-            size = (b, c, t, self.latent_height * scale, self.latent_width * scale)
-            self.pending[module] = torch.zeros(size, dtype=tail.dtype, device=self.storage_device or tail.device)
-        return self.pending[module]
+        b, c, t = tail.shape[:3]
+        size = (b, c, t, self.latent_height * scale, self.latent_width * scale)
+        buffer = self.pending.get(module)
+        if buffer is None or buffer.shape != size:
+            # pinned host memory: copies to and from the GPU run at full speed, without a staging copy
+            pin = self.storage_device.type == "cpu" and tail.device.type == "cuda"
+            buffer = torch.empty(size, dtype=tail.dtype, device=self.storage_device, pin_memory=pin)
+            self.pending[module] = buffer
+        return buffer
 
 
 class TileCache(CausalCache):
@@ -99,7 +105,9 @@ class TileCache(CausalCache):
         if full is None:
             return None
         top, bottom, left, right = _scaled(self.window, full.shape[3] // self.store.latent_height)
-        return full[..., top:bottom, left:right].to(device)
+        # the whole buffer crosses in one contiguous copy and is cut on the device: a window of a CPU buffer
+        # would first be gathered, row piece by row piece, on the CPU
+        return full.to(device)[..., top:bottom, left:right]
 
     def remember(self, module: nn.Module, x: torch.Tensor, frames: int = CACHE_FRAMES) -> None:
         tail = x[:, :, -frames:].detach()  # (B, C, frames, h*s, w*s), s = this module's resolution
