@@ -12,10 +12,6 @@ def image_to_pixels(images: torch.Tensor, temporal_step: int = 4) -> torch.Tenso
     return images[:usable].permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, T', H, W)
 
 
-def module_device(module: torch.nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
 def pixels_to_image(pixels: torch.Tensor) -> torch.Tensor:
     """One video [3, T, H, W] in -1..1 -> IMAGE [T, H, W, 3] in 0..1 on the CPU."""
     return ((pixels.permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1).float().cpu()  # (T, H, W, 3)
@@ -37,7 +33,7 @@ class SpacetimeVAEEncode:
     DESCRIPTION = "Encodes a video (IMAGE frames) into a latent of batch 1."
 
     def encode(self, vae, images):
-        pixels = image_to_pixels(images, vae.config.compression[0]).to(module_device(vae))
+        pixels = image_to_pixels(images, vae.config.compression[0])  # the VAE moves it to its device
         with torch.inference_mode():
             return ({"samples": vae.encode(pixels).cpu()},)
 
@@ -73,7 +69,7 @@ class SpacetimeVAEDecode:
         if batch_index >= samples.shape[0]:
             raise SpacetimeError(f"batch_index {batch_index} is past the latent's batch of {samples.shape[0]}; "
                                  f"expected 0..{samples.shape[0] - 1}")
-        z = samples[batch_index:batch_index + 1].to(module_device(vae))  # (1, C, T, H, W)
+        z = samples[batch_index:batch_index + 1]  # (1, C, T, H, W); the VAE moves it to its device
         scale = vae.config.compression[1]
         tile = {"tile": max(1, tile_size // scale), "overlap": tile_overlap // scale} if tiled else {}
         with torch.inference_mode():

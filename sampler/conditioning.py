@@ -201,7 +201,7 @@ def _frame_sources(given: list[int], latent_frames: int, fill: str) -> list[int 
 def encode_normalized(vae, pixels: torch.Tensor) -> torch.Tensor:
     """Pixels [1, 3, F, H, W] in -1..1 -> normalized latents on the CPU, encoded on the VAE's device."""
     with torch.no_grad():
-        return vae.normalize(vae.encode(pixels.to(next(vae.parameters()).device))).cpu()
+        return vae.normalize(vae.encode(pixels)).cpu()
 
 
 def empty_latent(vae, frames: int, size: tuple[int, int]) -> torch.Tensor:
