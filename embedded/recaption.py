@@ -16,7 +16,12 @@ from .world import COLOURS, Background, caption_words, with_articles, words_of
 # The caption language recaption() writes, as a text-encoder file names it (core.text_encoder.CAPTION_LANGUAGE_KEY).
 LANGUAGE = "spacetime-mini"
 
-_COLOUR_WORDS = {**{c: c for c in COLOURS}, "grey": "gray", "violet": "purple", "magenta": "pink"}
+# Other names for the world's colours, only where the hue is the same (a "navy" ball is the world's blue, darker);
+# colours between two of the world's (teal, cyan, brown, beige) are not guessed.
+_COLOUR_WORDS = {**{c: c for c in COLOURS}, "grey": "gray", "silver": "gray", "violet": "purple",
+                 "lavender": "purple", "magenta": "pink", "crimson": "red", "scarlet": "red", "navy": "blue",
+                 "azure": "blue", "lime": "green", "emerald": "green", "gold": "yellow", "golden": "yellow",
+                 "amber": "orange", "ivory": "white"}
 _SHAPE_WORDS = {
     "circle": "circle", "ball": "circle", "dot": "circle", "disc": "circle", "disk": "circle", "sphere": "circle",
     "orb": "circle", "round": "circle", "square": "square", "box": "square", "block": "square", "tile": "square",
