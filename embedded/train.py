@@ -371,6 +371,7 @@ def refine_vae(cfg: TrainConfig, vae: WanVAE, work: WorkDir) -> WanVAE:
 def _train_vae_phases(vae: WanVAE, phases: tuple[VAEPhase, ...], cfg: TrainConfig, work: WorkDir, stage: str,
                       rng_stage: int) -> WanVAE:
     """Train `vae` through `phases` with one AdamW, resuming from and checkpointing to the work dir's `stage`."""
+    channels_last(vae)
     opt = torch.optim.AdamW(vae.parameters(), lr=phases[0].lr, weight_decay=0.0)
     state = work.load(stage) or {"step": 0}
     if "model" in state:
@@ -400,6 +401,15 @@ def _train_vae_phases(vae: WanVAE, phases: tuple[VAEPhase, ...], cfg: TrainConfi
             work.save(stage, {"step": step + 1, "model": vae.state_dict(), "opt": opt.state_dict(),
                               "random": random_state(rng)})
     return vae.eval().requires_grad_(False)
+
+
+def channels_last(vae: WanVAE) -> None:
+    """Store the 3-D convolutions' weights channels-last (in place): on this 2-core CPU a training step on 17-frame
+    crops (batch 2, two threads) takes about 0.55 s instead of 0.69 s. The values do not change, and the files are
+    written contiguous as ever; sampling gains nothing measurable, so only training does this."""
+    for module in vae.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            module.to(memory_format=torch.channels_last_3d)
 
 
 def mid_clip_start(rng: np.random.Generator, phase: VAEPhase, frames: int) -> int:
