@@ -1,0 +1,88 @@
+"""Run by tests/test_comfyui_parity.py with ComfyUI's Python: ComfyUI's own Wan DiT, VAEs and UMT5 at tiny sizes
+with random weights, written as safetensors in their state-dict layout (the Comfy-Org files' keys) beside their
+outputs on fixed inputs.
+
+    python comfyui_reference.py <ComfyUI checkout> <output folder>
+
+The pack then loads each file through its own loaders and must give the same numbers. Only ComfyUI's classes are
+used: nothing of the pack is imported here.
+"""
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, sys.argv[1])
+from comfy.cli_args import args  # noqa: E402  (ComfyUI's modules read the device from its arguments)
+
+args.cpu = True
+import comfy.ops  # noqa: E402
+from comfy.ldm.wan import vae as vae_21, vae2_2  # noqa: E402
+from comfy.ldm.wan.model import WanModel  # noqa: E402
+from comfy.text_encoders.t5 import T5  # noqa: E402
+
+OUT = sys.argv[2]
+OPS = comfy.ops.disable_weight_init  # ComfyUI's layers, left uninitialised: randomize() fills them
+
+
+@torch.no_grad()
+def randomize(model: torch.nn.Module) -> torch.nn.Module:
+    """Every weight random and well scaled (norm gains around 1), so no part of the maths hides behind an identity."""
+    for name, p in model.named_parameters():
+        if "norm" in name or name.endswith("gamma"):
+            p.copy_(1 + 0.1 * torch.randn_like(p))
+        elif p.dim() >= 2:
+            p.copy_(torch.randn_like(p) * p[0].numel() ** -0.5)
+        else:
+            p.copy_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def save(name: str, model: torch.nn.Module, outputs: dict) -> None:
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{OUT}/{name}.safetensors")
+    torch.save(outputs, f"{OUT}/{name}.pt")
+
+
+@torch.no_grad()
+def dits() -> None:
+    for name, channels in (("wan21_t2v", 16), ("wan22_ti2v", 48)):
+        model = randomize(WanModel(in_dim=channels, out_dim=channels, dim=256, ffn_dim=512, num_heads=2, num_layers=2,
+                                   text_dim=64, operations=OPS, dtype=torch.float32))
+        x = torch.randn(2, channels, 3, 8, 12)
+        context = torch.zeros(2, 512, 64)  # 7 prompt tokens, then the zero rows Wan pads prompts to 512 with
+        context[:, :7] = torch.randn(2, 7, 64)
+        timestep = torch.tensor([500.0, 873.5])
+        per_token = torch.full((2, 3, 4, 6), 700.0)  # Wan 2.2's per-token timesteps: latent frame 0 clean
+        per_token[:, 0] = 0.0
+        save(name, model, {"x": x, "context": context, "timestep": timestep, "out": model(x, timestep, context),
+                           "per_token_out": model(x, per_token.flatten(1), context)})
+
+
+@torch.no_grad()
+def vaes() -> None:
+    for name, model, shape in (
+            ("wan21_vae", vae_21.WanVAE(dim=16, z_dim=16, temperal_downsample=[False, True, True]), (1, 3, 9, 32, 48)),
+            ("wan22_vae", vae2_2.WanVAE(dim=16, dec_dim=24, z_dim=48, temperal_downsample=[False, True, True]),
+             (1, 3, 9, 64, 64))):
+        randomize(model)
+        pixels = torch.rand(*shape) * 2 - 1
+        latent = model.encode(pixels)
+        save(name, model, {"pixels": pixels, "latent": latent, "decoded": model.decode(latent)})
+
+
+@torch.no_grad()
+def text_encoder() -> None:
+    config = {"d_ff": 256, "d_kv": 32, "d_model": 128, "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True,
+              "model_type": "umt5", "num_heads": 4, "num_layers": 2, "vocab_size": 400}
+    model = randomize(T5(config, torch.float32, "cpu", OPS))
+    ids = torch.randint(3, 400, (2, 12))
+    mask = torch.ones(2, 12)
+    ids[1, 8:], mask[1, 8:] = 0, 0  # the second prompt is 8 tokens, padded
+    save("umt5", model, {"ids": ids, "mask": mask, "out": model(ids, attention_mask=mask)[0]})
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    dits()
+    vaes()
+    text_encoder()

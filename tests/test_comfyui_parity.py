@@ -1,0 +1,69 @@
+"""The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V and Wan 2.2 TI2V, per-token timesteps too), its
+Wan 2.1 and 2.2 VAEs and its UMT5, at tiny sizes with random weights, written in their state-dict layout by
+tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
+
+Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
+one), like tests/test_comfyui_server.py.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from comfyui_spacetime.core.loaders import load_model
+from comfyui_spacetime.core.text_encoder import load_text_encoder
+from comfyui_spacetime.vae import load_vae
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="COMFYUI_DIR is not set: no ComfyUI to compare with")
+TOLERANCE = 1e-5  # max |pack - ComfyUI| / max |ComfyUI|, float32 on the CPU
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("comfyui-reference")
+    script = Path(__file__).with_name("comfyui_reference.py")
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(script), COMFYUI_DIR, str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return out
+
+
+def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
+
+
+@pytest.mark.parametrize("name, variant", [("wan21_t2v", "wan2.1"), ("wan22_ti2v", "wan2.2")])
+def test_dit_matches_comfyui(reference, name, variant):
+    model = load_model(reference / f"{name}.safetensors")
+    assert model.config.variant.startswith(variant)
+    case = torch.load(reference / f"{name}.pt")
+    per_frame = torch.full((2, 3), 700.0)  # the pack's per-latent-frame timesteps = ComfyUI's per-token ones
+    per_frame[:, 0] = 0.0
+    with torch.no_grad():
+        assert relative_error(model.dit(case["x"], case["timestep"], case["context"]), case["out"]) < TOLERANCE
+        assert relative_error(model.dit(case["x"], per_frame, case["context"]), case["per_token_out"]) < TOLERANCE
+
+
+@pytest.mark.parametrize("name, variant", [("wan21_vae", "wan2.1"), ("wan22_vae", "wan2.2")])
+def test_vae_matches_comfyui(reference, name, variant):
+    vae = load_vae(reference / f"{name}.safetensors")
+    assert vae.config.variant == variant
+    case = torch.load(reference / f"{name}.pt")
+    with torch.no_grad():
+        assert relative_error(vae.encode(case["pixels"]), case["latent"]) < TOLERANCE
+        # ComfyUI's VAE class returns the decoder's raw output; its VAE wrapper clamps it to -1..1, as ours does
+        assert relative_error(vae.decode(case["latent"]), case["decoded"].clamp(-1, 1)) < TOLERANCE
+
+
+def test_umt5_matches_comfyui(reference):
+    encoder = load_text_encoder(reference / "umt5.safetensors").model
+    case = torch.load(reference / "umt5.pt")
+    with torch.no_grad():
+        ours = encoder(case["ids"], case["mask"])
+    prompt = case["mask"].bool()  # ComfyUI zeroes the pad rows after the model too (zero_out_masked)
+    assert relative_error(ours[prompt], case["out"][prompt]) < TOLERANCE
+    assert not ours[~prompt].any()
