@@ -18,7 +18,7 @@ from comfy.cli_args import args  # noqa: E402  (ComfyUI's modules read the devic
 args.cpu = True
 import comfy.ops  # noqa: E402
 from comfy.ldm.wan import vae as vae_21, vae2_2  # noqa: E402
-from comfy.ldm.wan.model import WanModel  # noqa: E402
+from comfy.ldm.wan.model import VaceWanModel, WanModel  # noqa: E402
 from comfy.text_encoders.t5 import T5  # noqa: E402
 
 OUT = sys.argv[2]
@@ -59,6 +59,24 @@ def dits() -> None:
 
 
 @torch.no_grad()
+def image_and_vace_dits() -> None:
+    """Wan 2.1 I2V and FLF2V (CLIP-vision tokens, the latter with their position embedding) and VACE (one control
+    video, its hints added after blocks 0 and 1)."""
+    small = dict(dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64, operations=OPS, dtype=torch.float32)
+    x, timestep = torch.randn(2, 36, 3, 8, 12), torch.tensor([500.0, 873.5])
+    context = torch.randn(2, 512, 64)
+    for name, tokens, flf in (("wan21_i2v", 257, None), ("wan21_flf2v", 514, 514)):
+        model = randomize(WanModel(model_type="i2v", in_dim=36, out_dim=16, flf_pos_embed_token_number=flf, **small))
+        clip_fea = torch.randn(2, tokens, 1280)  # FLF2V: the first frame's 257 tokens, then the last frame's
+        save(name, model, {"x": x, "context": context, "timestep": timestep, "clip_fea": clip_fea,
+                           "out": model(x, timestep, context, clip_fea=clip_fea)})
+    model = randomize(VaceWanModel(in_dim=16, out_dim=16, vace_layers=2, vace_in_dim=96, **small))
+    x, vace_context = torch.randn(2, 16, 3, 8, 12), torch.randn(2, 1, 96, 3, 8, 12)  # [B, controls, C, T, H, W]
+    save("wan21_vace", model, {"x": x, "context": context, "timestep": timestep, "vace_context": vace_context[:, 0],
+                               "out": model(x, timestep, context, vace_context=vace_context, vace_strength=[0.7])})
+
+
+@torch.no_grad()
 def vaes() -> None:
     for name, model, shape in (
             ("wan21_vae", vae_21.WanVAE(dim=16, z_dim=16, temperal_downsample=[False, True, True]), (1, 3, 9, 32, 48)),
@@ -84,5 +102,6 @@ def text_encoder() -> None:
 if __name__ == "__main__":
     torch.manual_seed(0)
     dits()
+    image_and_vace_dits()
     vaes()
     text_encoder()

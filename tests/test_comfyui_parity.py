@@ -1,6 +1,6 @@
-"""The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V and Wan 2.2 TI2V, per-token timesteps too), its
-Wan 2.1 and 2.2 VAEs and its UMT5, at tiny sizes with random weights, written in their state-dict layout by
-tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
+"""The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V, I2V, FLF2V and VACE, Wan 2.2 TI2V with
+per-token timesteps), its Wan 2.1 and 2.2 VAEs and its UMT5, at tiny sizes with random weights, written in their
+state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
 one), like tests/test_comfyui_server.py.
@@ -46,6 +46,27 @@ def test_dit_matches_comfyui(reference, name, variant):
     with torch.no_grad():
         assert relative_error(model.dit(case["x"], case["timestep"], case["context"]), case["out"]) < TOLERANCE
         assert relative_error(model.dit(case["x"], per_frame, case["context"]), case["per_token_out"]) < TOLERANCE
+
+
+@pytest.mark.parametrize("name, family", [("wan21_i2v", "i2v"), ("wan21_flf2v", "flf2v")])
+def test_image_conditioned_dit_matches_comfyui(reference, name, family):
+    model = load_model(reference / f"{name}.safetensors")
+    assert family in model.config.variant
+    case = torch.load(reference / f"{name}.pt")
+    clip_fea = case["clip_fea"].reshape(-1, 257, 1280)  # the pack takes FLF2V's two images as [2B, 257, 1280]
+    with torch.no_grad():
+        ours = model.dit(case["x"], case["timestep"], case["context"], clip_fea=clip_fea)
+    assert relative_error(ours, case["out"]) < TOLERANCE
+
+
+def test_vace_dit_matches_comfyui(reference):
+    model = load_model(reference / "wan21_vace.safetensors")
+    assert "vace" in model.config.variant
+    case = torch.load(reference / "wan21_vace.pt")
+    with torch.no_grad():
+        ours = model.dit(case["x"], case["timestep"], case["context"], vace_context=case["vace_context"],
+                         vace_strength=0.7)
+    assert relative_error(ours, case["out"]) < TOLERANCE
 
 
 @pytest.mark.parametrize("name, variant", [("wan21_vae", "wan2.1"), ("wan22_vae", "wan2.2")])
