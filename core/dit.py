@@ -257,7 +257,7 @@ class WanDiT(nn.Module):
         e6 = self.time_projection(e).unflatten(-1, (6, self.config.dim))  # [B, F, 6, D]
         frames = e.shape[1]
         tokens = self._patchify(self.patch_embedding, x).float().unflatten(1, (frames, -1))  # [B, F, S, D]
-        context = self.text_embedding(context)  # [B, Lc, D]
+        context = self.text_embedding(self._pad_context(context))  # [B, max(Lc, text_len), D]
         context_img = self.img_emb(clip_fea) if clip_fea is not None else None  # [B, Li, D]
         rope = rope_angles(grid, self.config.rope_dims, x.device)
         args = (e6, rope, context, context_img)
@@ -267,6 +267,10 @@ class WanDiT(nn.Module):
             if i in hints:
                 tokens = tokens + hints[i] * vace_strength
         return self.unpatchify(self.head(tokens, e).flatten(1, 2), grid).float()
+
+    def _pad_context(self, context: torch.Tensor) -> torch.Tensor:
+        """[B, Lc, text_dim] -> [B, max(Lc, text_len), text_dim]: zero rows appended."""
+        return F.pad(context, (0, 0, 0, max(0, self.config.text_len - context.shape[1])))
 
     def _time_embedding(self, timestep: torch.Tensor) -> torch.Tensor:
         """timestep [B] or [B, T] -> e [B, F, D] (float32 when the time layers are, as the loader keeps them)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .errors import SpacetimeError
 
 HEAD_DIM = 128  # every released Wan DiT uses 128-wide heads; num_heads = dim // 128 unless metadata says otherwise
+WAN_TEXT_LEN = 512  # Wan pads every prompt to 512 tokens (its UMT5 context length)
 METADATA_KEY = "spacetime_config"
 
 
@@ -49,6 +50,9 @@ class DiTConfig:
     has_image_embedding: bool = False  # 2.1 I2V/FLF2V: CLIP-vision tokens through img_emb + k_img/v_img
     flf_pos_len: int = 0  # FLF2V: learned position embedding over the two images' 2 x 257 CLIP tokens
     per_frame_timesteps: bool = False  # one timestep per latent frame (Wan 2.2 TI2V and the pack's own model)
+    # a shorter context gets zero rows up to this many tokens before the text embedding, as Wan's reference model
+    # does: the rows it embeds from them are attended to, so a prompt is not the same without them (0: as given)
+    text_len: int = WAN_TEXT_LEN
     sampling: SamplingDefaults | None = None
 
     def __post_init__(self):
@@ -191,6 +195,9 @@ def detect_dit_config(state_dict: dict, metadata: dict | None = None) -> DiTConf
         flf_pos_len=_optional_dim(state_dict, "img_emb.emb_pos", 1, default=0),
         # Wan 2.2's 48-channel latent is only ever used with per-frame timesteps (TI2V)
         per_frame_timesteps=bool(meta.get("per_frame_timesteps", out_dim == 48)),
+        # the pack's own files name it; those from before the field are spacetime-mini sets, whose text encoder
+        # pads its prompts itself
+        text_len=int(meta.get("text_len", 0 if "variant" in meta else WAN_TEXT_LEN)),
     )
     preset = _preset_for(structure)
     sampling = SamplingDefaults(**meta["sampling"]) if "sampling" in meta else preset.sampling
@@ -210,7 +217,7 @@ def expert_pair_config(config: DiTConfig) -> DiTConfig:
 def dit_metadata(config: DiTConfig) -> dict[str, str]:
     """safetensors metadata that makes `detect_dit_config` return `config` (for the pack's own model)."""
     fields = {"variant": config.variant, "num_heads": config.num_heads,
-              "per_frame_timesteps": config.per_frame_timesteps}
+              "per_frame_timesteps": config.per_frame_timesteps, "text_len": config.text_len}
     if config.sampling is not None:
         fields["sampling"] = dataclasses.asdict(config.sampling)
     return {METADATA_KEY: json.dumps(fields)}

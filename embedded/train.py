@@ -482,7 +482,8 @@ def fit_latent_rgb(vae: WanVAE, dataset: dict, mean, std) -> tuple[list[list[flo
 def dit_config(cfg: TrainConfig) -> DiTConfig:
     return DiTConfig("spacetime-mini", in_dim=cfg.vae.z_dim, out_dim=cfg.vae.z_dim, dim=cfg.dit_dim,
                      ffn_dim=cfg.dit_ffn, num_heads=cfg.dit_heads, num_layers=cfg.dit_layers,
-                     text_dim=cfg.text_encoder.d_model, per_frame_timesteps=True, sampling=cfg.sampling)
+                     text_dim=cfg.text_encoder.d_model, per_frame_timesteps=True, sampling=cfg.sampling,
+                     text_len=cfg.text_encoder.min_length)
 
 
 def known_frame_mask(rng: np.random.Generator, frames: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Reading DiT files: detection table, every layout and dtype round trip, wrong-file errors."""
 import dataclasses
 import hashlib
+import json
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from safetensors.torch import save_file
 
 from comfyui_spacetime.core.checkpoint import classify_checkpoint, read_safetensors
 from comfyui_spacetime.core.dit import WanDiT
-from comfyui_spacetime.core.dit_config import DIT_PRESETS, detect_dit_config, dit_metadata
+from comfyui_spacetime.core.dit_config import DIT_PRESETS, METADATA_KEY, detect_dit_config, dit_metadata
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.loaders import load_dit, load_model
 from tests.tiny_dit import FORMATS, TINY_FAMILIES, save_dit, tiny_config, tiny_dit, tiny_inputs
@@ -50,6 +51,16 @@ def test_metadata_config_names_the_packs_own_model():
     config = dataclasses.replace(model.config, variant="spacetime-mini", sampling=sampling)
     detected = detect_dit_config(model.state_dict(), dit_metadata(config))
     assert detected == config and detected.mechanism == "per_token" and detected.head_dim == 64
+
+
+def test_text_length_is_wans_512_unless_the_packs_metadata_says():
+    state = tiny_dit("t2v").state_dict()
+    assert detect_dit_config(state).text_len == 512  # Comfy-Org files carry no pack metadata
+    config = dataclasses.replace(tiny_config("t2v"), variant="spacetime-mini", text_len=32)
+    assert detect_dit_config(state, dit_metadata(config)).text_len == 32
+    # spacetime-mini files from before the field: their text encoder pads prompts, the DiT takes them as given
+    old = {METADATA_KEY: json.dumps({"variant": "spacetime-mini", "num_heads": 2})}
+    assert detect_dit_config(state, old).text_len == 0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

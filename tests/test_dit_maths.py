@@ -83,6 +83,16 @@ def test_unpatchify_inverts_patch_order():
     assert out[0, 5, 0, 3, 4].item() == tokens[0, 1 * 3 + 2, (1 * 2 + 0) * 16 + 5].item()
 
 
+def test_a_short_prompt_is_padded_with_zero_rows_as_wans_reference_does():
+    model = tiny_dit("t2v")
+    x, t, context, _, _ = tiny_inputs(model)  # 5 prompt tokens
+    padded = torch.cat([context, torch.zeros(1, model.config.text_len - 5, context.shape[-1])], dim=1)
+    with torch.no_grad():
+        assert torch.equal(model(x, t, context), model(x, t, padded))
+        as_given = tiny_dit("t2v", text_len=0)
+        assert not torch.allclose(as_given(x, t, context), as_given(x, t, padded), atol=1e-3)
+
+
 def test_bad_inputs_name_the_fix():
     model = tiny_dit("ti2v")
     x, t, context, _, _ = tiny_inputs(model)
