@@ -246,11 +246,13 @@ class WanDiT(nn.Module):
     # ------------------------------------------------ forward
 
     def forward(self, x, timestep, context, clip_fea=None, vace_context=None, vace_strength: float = 1.0):
-        """x [B, C_in, T, H, W], timestep [B] or [B, T] in 0..1000, context [B, Lc, text_dim] -> [B, C_out, T, H, W].
+        """x [B, C_in, T, H, W], timestep [B], [B, T] or per token [B, T*H*W/4] in 0..1000, context [B, Lc, text_dim]
+        -> [B, C_out, T, H, W].
 
         clip_fea [B, 257, 1280] (2.1 I2V) or [2B, 257, 1280] (FLF2V); vace_context [B, vace_in_dim, T, H, W].
         Returns float32.
         """
+        timestep = self._frame_timesteps(timestep, x)
         self._check_inputs(x, timestep, context, clip_fea, vace_context)
         grid = self._grid(x.shape[2:])
         e = self._time_embedding(timestep)  # [B, F, D]
@@ -267,6 +269,18 @@ class WanDiT(nn.Module):
             if i in hints:
                 tokens = tokens + hints[i] * vace_strength
         return self.unpatchify(self.head(tokens, e).flatten(1, 2), grid).float()
+
+    def _frame_timesteps(self, timestep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-token timesteps [B, L] (one per patch, as Wan 2.2's reference and ComfyUI pass them) -> [B, T], which
+        is all this model can take: each latent frame's tokens must share one. Other shapes are left to the checks."""
+        frames, height, width = (s // p for s, p in zip(x.shape[2:], self.config.patch_size))
+        if timestep.ndim != 2 or timestep.shape[1] != frames * height * width or height * width == 1:
+            return timestep
+        per_frame = timestep.unflatten(1, (frames, height * width))  # [B, T, S]
+        if not torch.all(per_frame == per_frame[..., :1]):
+            raise SpacetimeError("the per-token timesteps differ within a latent frame; this DiT takes one timestep "
+                                 "per latent frame ([B, T]), as Wan 2.2 TI2V's known-frame mask gives.")
+        return per_frame[..., 0]
 
     def _pad_context(self, context: torch.Tensor) -> torch.Tensor:
         """[B, Lc, text_dim] -> [B, max(Lc, text_len), text_dim]: zero rows appended."""

@@ -93,6 +93,18 @@ def test_a_short_prompt_is_padded_with_zero_rows_as_wans_reference_does():
         assert not torch.allclose(as_given(x, t, context), as_given(x, t, padded), atol=1e-3)
 
 
+def test_per_token_timesteps_shared_within_each_frame_are_per_frame_ones():
+    model = tiny_dit("ti2v")
+    x, _, context, _, _ = tiny_inputs(model)  # 3 latent frames of 2x3 patches
+    per_frame = torch.tensor([[0.0, 400.0, 700.0]])
+    per_token = per_frame[:, :, None].expand(-1, -1, 6).flatten(1)  # [1, 18]
+    with torch.no_grad():
+        assert torch.equal(model(x, per_token, context), model(x, per_frame, context))
+    per_token[0, 7] = 1.0
+    with pytest.raises(SpacetimeError, match="differ within a latent frame"):
+        model(x, per_token, context)
+
+
 def test_bad_inputs_name_the_fix():
     model = tiny_dit("ti2v")
     x, t, context, _, _ = tiny_inputs(model)
