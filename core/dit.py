@@ -274,7 +274,7 @@ class WanDiT(nn.Module):
         """Per-token timesteps [B, L] (one per patch, as Wan 2.2's reference and ComfyUI pass them) -> [B, T], which
         is all this model can take: each latent frame's tokens must share one. Other shapes are left to the checks."""
         frames, height, width = (s // p for s, p in zip(x.shape[2:], self.config.patch_size))
-        if timestep.ndim != 2 or timestep.shape[1] != frames * height * width or height * width == 1:
+        if timestep.ndim != 2 or timestep.shape[1] != frames * height * width:
             return timestep
         per_frame = timestep.unflatten(1, (frames, height * width))  # [B, T, S]
         if not torch.all(per_frame == per_frame[..., :1]):
