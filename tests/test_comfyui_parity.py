@@ -48,7 +48,8 @@ def test_dit_matches_comfyui(reference, name, variant):
         assert relative_error(model.dit(case["x"], case["timestep"], case["context"]), case["out"]) < TOLERANCE
         assert relative_error(model.dit(case["x"], case["timestep"], prompt_only), case["out"]) < TOLERANCE
         assert relative_error(model.dit(case["x"], per_frame, case["context"]), case["per_token_out"]) < TOLERANCE
-        per_token = per_frame[:, :, None].expand(-1, -1, 4 * 6).flatten(1)  # ComfyUI's own form: one per patch
+        patches = case["x"].shape[3] * case["x"].shape[4] // 4  # per latent frame, 2x2 patches
+        per_token = per_frame[:, :, None].expand(-1, -1, patches).flatten(1)  # ComfyUI's own form: one per patch
         assert relative_error(model.dit(case["x"], per_token, case["context"]), case["per_token_out"]) < TOLERANCE
 
 
