@@ -298,8 +298,16 @@ class TextEncoder:
 
     @torch.no_grad()
     def encode_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, L) ids and mask -> (B, L, D) hidden states, pad rows zero."""
-        return self.model(input_ids.to(self.device), attention_mask.to(self.device))
+        """(B, L) ids and mask -> (B, L, D) hidden states, pad rows zero.
+
+        Only the columns up to the batch's last real token run through the encoder: pad keys are masked out, so
+        real tokens do not see them, and pad rows come out zero either way. Wan's prompts are padded to 512
+        tokens, so this skips most of UMT5-XXL's work on a short prompt.
+        """
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        used = int(attention_mask.any(0).nonzero().max()) + 1 if attention_mask.any() else input_ids.shape[1]
+        hidden = self.model(input_ids[:, :used], attention_mask[:, :used])  # (B, used, D)
+        return F.pad(hidden, (0, 0, 0, input_ids.shape[1] - used))
 
     def encode(self, prompts: list[str]) -> torch.Tensor:
         return self.encode_ids(*self.tokenize(prompts))
