@@ -111,6 +111,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-dtype", choices=list(WEIGHT_DTYPES), default="default")
     group.add_argument("--attention", choices=ATTENTION_BACKENDS, default="sdpa")
     group.add_argument("--block-swap", type=int, default=0, help="DiT blocks kept on the CPU")
+    group.add_argument("--lora", action="append", default=[], metavar="FILE[:STRENGTH[:EXPERT]]",
+                       help="a Wan LoRA (in --models-dir/loras or a path) at a strength (default 1); EXPERT "
+                            "high_noise or low_noise for one of Wan 2.2 A14B's experts; repeat for several")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -130,7 +133,9 @@ def _generate(args: argparse.Namespace) -> int:
         prompt = args.prompt if args.include_prompt else None
         signing = Signing(models.model.file_names[0], models.model.sha256[0], prompt, args.cert, args.key)
     out = _new_output(args.out)
-    metadata = {"spacetime": json.dumps({**result.settings, "models": [files.dit, files.text_encoder, files.vae]})}
+    used = {"models": [files.dit, files.text_encoder, files.vae]} | (
+        {"loras": [f"{name}:{strength:g}:{expert}" for name, strength, expert in files.loras]} if files.loras else {})
+    metadata = {"spacetime": json.dumps({**result.settings, **used})}
     save_video(out, result.frames, result.fps, args.crf, args.watermark, args.watermark_text, metadata, signing)
     t, h, w, _ = result.frames.shape
     print(f"wrote {out.resolve()} ({t} frames, {w}x{h}, {result.fps:g} fps; {result.info})")
@@ -141,7 +146,25 @@ def _model_files(args: argparse.Namespace) -> ModelFiles:
     """The files named by flags; those not given stay the bundled spacetime-mini's."""
     named = {"dit": args.dit, "text_encoder": args.text_encoder, "vae": args.vae, "low_noise_dit": args.low_noise_dit}
     return ModelFiles(**{name: value for name, value in named.items() if value}, weight_dtype=args.weight_dtype,
-                      attention=args.attention, block_swap=args.block_swap)
+                      attention=args.attention, block_swap=args.block_swap,
+                      loras=tuple(parse_lora(text) for text in args.lora))
+
+
+def parse_lora(text: str) -> tuple[str, float, str]:
+    """'style.safetensors' -> (file, 1.0, 'both'); 'style.safetensors:0.8', 'fast.safetensors:1:low_noise'."""
+    parts = text.split(":")
+    expert = parts.pop() if len(parts) > 1 and parts[-1] in ("both", "high_noise", "low_noise") else "both"
+    strength = 1.0
+    if len(parts) > 1:
+        try:
+            strength = float(parts[-1])
+            parts.pop()
+        except ValueError:
+            pass
+    if not parts[0]:
+        raise SpacetimeError(f"--lora '{text}' names no file; expected FILE[:STRENGTH[:EXPERT]], e.g. "
+                             "--lora style.safetensors:0.8")
+    return ":".join(parts), strength, expert
 
 
 def parse_keyframe(text: str) -> tuple[int, str]:

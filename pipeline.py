@@ -18,7 +18,8 @@ from .core.paths import BUNDLED_FILES
 from .core.video import read_mp4
 from .nodes.conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from .nodes.latent import SpacetimeEmptyLatentVideo
-from .nodes.loaders import NO_LOW_NOISE_MODEL, SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
+from .nodes.loaders import (NO_LOW_NOISE_MODEL, SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA,
+                            SpacetimeLoadTextEncoder, SpacetimeLoadVAE)
 from .nodes.sampling import SpacetimeSampler
 from .nodes.text import SpacetimeTextEncode
 from .nodes.vae_nodes import SpacetimeVAEDecode
@@ -38,6 +39,7 @@ class ModelFiles:
     weight_dtype: str = "default"
     attention: str = "sdpa"
     block_swap: int = 0
+    loras: tuple[tuple[str, float, str], ...] = ()  # (file in models/loras or a path, strength, expert)
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,12 @@ class Models:
 
 
 def load_models(files: ModelFiles = ModelFiles()) -> Models:
-    """Load the three models through the loader nodes."""
+    """Load the three models (and the DiT's LoRAs) through the loader nodes."""
     low_noise = files.low_noise_dit or NO_LOW_NOISE_MODEL
     model = SpacetimeLoadDiffusionModel().load(files.dit, files.weight_dtype, files.attention, files.block_swap,
                                                low_noise)[0]
+    for lora in files.loras:
+        model = SpacetimeLoadLoRA().load(model, *lora)[0]
     return Models(model, SpacetimeLoadTextEncoder().load(files.text_encoder)[0], SpacetimeLoadVAE().load(files.vae)[0])
 
 

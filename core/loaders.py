@@ -1,6 +1,6 @@
 """load_dit / load_model: a Wan DiT file -> WanDiT, and SpacetimeModel, the SPACETIME_MODEL the nodes pass around."""
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -11,6 +11,7 @@ from .dit import WanDiT
 from .dit_config import DiTConfig, SamplingDefaults, detect_dit_config, expert_pair_config
 from .errors import SpacetimeError
 from .fp8 import FP8_DTYPES, Linear, dequantize, is_fp8
+from .lora import Lora, LoraDiT, read_lora
 
 # small tensors on the timestep path, kept in float32 as the reference computes them (autocast float32)
 _FLOAT32_KEYS = re.compile(r"(^|\.)modulation$|^time_embedding\.|^time_projection\.")
@@ -118,6 +119,7 @@ class SpacetimeModel:
     config: DiTConfig
     paths: tuple[Path, ...]
     low_noise: WanDiT | None = None
+    loras: tuple[tuple[Lora, float, str], ...] = ()  # (LoRA, strength, expert: "both" | "high_noise" | "low_noise")
     _sha256: tuple[str, ...] | None = field(default=None, repr=False)
 
     @property
@@ -157,15 +159,31 @@ class SpacetimeModel:
         if self.unsupported:
             raise SpacetimeError(self.unsupported)
 
-    def expert(self, sigma: float) -> WanDiT:
-        """The DiT to run at noise level sigma: A14B uses its high-noise expert while sigma >= boundary."""
-        if self.low_noise is None or sigma >= self.boundary:
-            return self.dit
-        return self.low_noise
+    def expert(self, sigma: float) -> WanDiT | LoraDiT:
+        """The DiT to run at noise level sigma (A14B: its high-noise expert while sigma >= boundary), with the
+        LoRAs meant for it applied during each call."""
+        high = self.low_noise is None or sigma >= self.boundary
+        dit = self.dit if high else self.low_noise
+        loras = [(lora, strength) for lora, strength, expert in self.loras
+                 if expert == "both" or expert == ("high_noise" if high else "low_noise")]
+        return LoraDiT(dit, loras) if loras else dit
+
+    def with_lora(self, path, strength: float = 1.0, expert: str = "both") -> "SpacetimeModel":
+        """A new SpacetimeModel on the same weights with one more LoRA (this one is left as it is)."""
+        if expert not in ("both", "high_noise", "low_noise"):
+            raise SpacetimeError(f"expert '{expert}'; expected both, high_noise or low_noise")
+        if expert != "both" and self.low_noise is None:
+            raise SpacetimeError(f"expert '{expert}' names one of Wan 2.2 A14B's two experts, but this model has "
+                                 "one DiT; choose both.")
+        lora = read_lora(path, self.dit)
+        return replace(self, loras=self.loras + ((lora, strength, expert),))
 
     def describe(self) -> str:
         experts = " (high + low noise experts)" if self.low_noise is not None else ""
-        return f"{self.config.variant}{experts}: {self.mechanism} conditioning, files {', '.join(self.file_names)}"
+        loras = "".join(f"; LoRA {lora.describe()} at {strength:g}" + (f" ({expert})" if expert != "both" else "")
+                        for lora, strength, expert in self.loras)
+        return (f"{self.config.variant}{experts}: {self.mechanism} conditioning, files "
+                f"{', '.join(self.file_names)}{loras}")
 
 
 def load_model(path, low_noise_path=None, dtype: torch.dtype | None = torch.float32, device="cpu",

@@ -1,6 +1,6 @@
 """Where model files are found and where outputs go, inside ComfyUI (`folder_paths`) or standalone.
 
-Model folders use ComfyUI's names (`diffusion_models`, `text_encoders`, `vae`). The pack's bundled model
+Model folders use ComfyUI's names (`diffusion_models`, `text_encoders`, `vae`, `loras`). The pack's bundled model
 (models/spacetime-mini/) is listed first in each folder, under its bare file name. Standalone, the models
 directory is `$SPACETIME_MODELS_DIR` (the CLI's --models-dir sets it) with the same subfolder names, and
 outputs go to `$SPACETIME_OUTPUT_DIR` or ./output.
@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import SpacetimeError
 from .host import inside_comfyui
 
-MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae")
+MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "loras")
 MODEL_EXTENSIONS = (".safetensors", ".sft")
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "models" / "spacetime-mini"
 BUNDLED_FILES = {
@@ -36,10 +36,15 @@ def _check_folder(folder: str) -> None:
         raise SpacetimeError(f"unknown model folder '{folder}'; expected one of {', '.join(MODEL_FOLDERS)}")
 
 
-def bundled_path(folder: str) -> Path:
-    """The bundled spacetime-mini file for a model folder (it may not exist in a partial checkout)."""
+def bundled_path(folder: str) -> Path | None:
+    """The bundled spacetime-mini file for a model folder (it may not exist in a partial checkout); None for loras."""
     _check_folder(folder)
-    return BUNDLED_DIR / BUNDLED_FILES[folder]
+    return BUNDLED_DIR / BUNDLED_FILES[folder] if folder in BUNDLED_FILES else None
+
+
+def _has_bundled(folder: str) -> bool:
+    path = bundled_path(folder)
+    return path is not None and path.is_file()
 
 
 def models_dir() -> Path | None:
@@ -59,7 +64,7 @@ def _standalone_files(folder: str) -> list[str]:
 def list_models(folder: str) -> list[str]:
     """File names for a loader dropdown: the bundled file first, then the host's model folder."""
     _check_folder(folder)
-    bundled = [BUNDLED_FILES[folder]] if bundled_path(folder).is_file() else []
+    bundled = [BUNDLED_FILES[folder]] if _has_bundled(folder) else []
     if inside_comfyui():
         found = _folder_paths().get_filename_list(folder)
     else:
@@ -70,7 +75,7 @@ def list_models(folder: str) -> list[str]:
 def resolve_model(folder: str, name: str) -> Path:
     """The file behind a dropdown name (bundled first, then the model folder), or an existing path as given."""
     _check_folder(folder)
-    if name == BUNDLED_FILES[folder] and bundled_path(folder).is_file():
+    if name == BUNDLED_FILES.get(folder) and _has_bundled(folder):
         return bundled_path(folder)
     found = _find_in_folder(folder, name)
     if found is not None:

@@ -3,20 +3,21 @@ from . import provenance
 from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from .download import SpacetimeDownloadModel
 from .latent import SpacetimeEmptyLatentVideo
-from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
+from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
 from .sampling import SpacetimeSampler
 from .text import SpacetimeTextEncode
 from .vae_nodes import SpacetimeVAEDecode, SpacetimeVAEEncode
 from .video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
 
 NODES = (
-    SpacetimeLoadDiffusionModel, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeTextEncode,
+    SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeTextEncode,
     SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
     SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo, SpacetimeDownloadModel,
 )
 NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES} | provenance.NODE_CLASS_MAPPINGS
 NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeLoadDiffusionModel": "Spacetime Load Diffusion Model",
+    "SpacetimeLoadLoRA": "Spacetime Load LoRA",
     "SpacetimeLoadTextEncoder": "Spacetime Load Text Encoder",
     "SpacetimeLoadVAE": "Spacetime Load VAE",
     "SpacetimeTextEncode": "Spacetime Text Encode",

@@ -1,4 +1,4 @@
-"""Loader nodes: a Wan / spacetime-mini diffusion model, a UMT5 text encoder, a Wan video VAE."""
+"""Loader nodes: a Wan / spacetime-mini diffusion model and its LoRAs, a UMT5 text encoder, a Wan video VAE."""
 import torch
 
 from ..core.host import get_device
@@ -58,6 +58,33 @@ def dit_dtype(weight_dtype: str, device: torch.device) -> torch.dtype | None:
     """The dtype to load a DiT in; None keeps the file's. The CPU computes half precision slowly, so fp32 there."""
     dtype = WEIGHT_DTYPES[weight_dtype]
     return torch.float32 if dtype is None and device.type == "cpu" else dtype
+
+
+class SpacetimeLoadLoRA:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("SPACETIME_MODEL", {"tooltip": "The diffusion model to apply the LoRA to (chain several "
+                                                     "of these nodes for several LoRAs)."}),
+            "lora_name": (list_models("loras"), {"tooltip":
+                "A LoRA for Wan 2.1/2.2 from models/loras (ComfyUI, kohya, musubi-tuner, diffusers/PEFT layouts). "
+                "It must be made for the loaded model's size: a 14B LoRA does not fit a 1.3B model."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01, "tooltip":
+                "How much of the LoRA to apply: 1 as trained, 0 none, negative to push away from it."}),
+            "expert": (["both", "high_noise", "low_noise"], {"default": "both", "tooltip":
+                "Wan 2.2 A14B only: apply the LoRA to one of its two experts (LoRAs for A14B usually come as a "
+                "high-noise and a low-noise file). both for every other model."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_MODEL",)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "load"
+    CATEGORY = "Spacetime/loaders"
+    DESCRIPTION = ("Applies a LoRA to a Spacetime diffusion model while it samples. The model's weights are not "
+                   "changed: the loader's output stays as it was for any other node that uses it.")
+
+    def load(self, model, lora_name, strength, expert):
+        return (model.with_lora(resolve_model("loras", lora_name), strength, expert),)
 
 
 class SpacetimeLoadTextEncoder:

@@ -6,13 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_spacetime.cli import main
+from comfyui_spacetime.cli import main, parse_lora
 from comfyui_spacetime.core.checkpoint import read_safetensors_keys
 from comfyui_spacetime.core.dit_config import read_metadata_config
-from comfyui_spacetime.core.paths import MODEL_FOLDERS, MODELS_DIR_ENV, bundled_path
+from comfyui_spacetime.core.loaders import load_dit
+from comfyui_spacetime.core.paths import BUNDLED_FILES, MODELS_DIR_ENV, bundled_path
 from comfyui_spacetime.core.video import read_metadata, read_mp4, write_mp4
+from tests.tiny_lora import lora_tensors, write_lora
 
-BUNDLED = all(bundled_path(folder).is_file() for folder in MODEL_FOLDERS)
+BUNDLED = all(bundled_path(folder).is_file() for folder in BUNDLED_FILES)
 FAST = ["--size", "32x32", "--frames", "9", "--steps", "2", "--cfg", "1", "--solver", "euler", "--fps", "8"]
 
 
@@ -135,3 +137,28 @@ def test_run_names_a_node_type_the_pack_does_not_provide(pack_dirs, tiny_models,
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "'VHS_VideoCombine', which ComfyUI-Spacetime does not provide" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, parsed", [
+    ("style.safetensors", ("style.safetensors", 1.0, "both")),
+    ("style.safetensors:0.8", ("style.safetensors", 0.8, "both")),
+    ("fast.safetensors:1:low_noise", ("fast.safetensors", 1.0, "low_noise")),
+    ("a:b.safetensors:-0.5", ("a:b.safetensors", -0.5, "both")),
+])
+def test_lora_flag_reads_file_strength_and_expert(text, parsed):
+    assert parse_lora(text) == parsed
+
+
+def test_generate_with_a_lora_changes_the_video_and_records_it(pack_dirs, tiny_models, tmp_path, capsys):
+    dit = load_dit(pack_dirs.models / "diffusion_models" / tiny_models.dit)
+    write_lora(pack_dirs.models / "loras" / "style.safetensors", lora_tensors(dit))
+    base = ["generate", "--prompt", "a red ball", *FAST, *model_flags(pack_dirs, tiny_models)]
+    clips = {}
+    runs = {"plain": [], "zero": ["--lora", "style.safetensors:0"], "lora": ["--lora", "style.safetensors"]}
+    for name, flags in runs.items():
+        assert main([*base, *flags, "--out", str(tmp_path / f"{name}.mp4")]) == 0
+        clips[name] = read_mp4(tmp_path / f"{name}.mp4")[0]  # [T, H, W, 3] in 0..1
+    assert torch.equal(clips["zero"], clips["plain"]) and (clips["lora"] - clips["plain"]).abs().mean() > 1 / 255
+    assert json.loads(read_metadata(tmp_path / "lora.mp4")["spacetime"])["loras"] == ["style.safetensors:1:both"]
+    assert main([*base, "--lora", "missing.safetensors", "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "'missing.safetensors' was not found in the loras folder" in capsys.readouterr().err

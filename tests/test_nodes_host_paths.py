@@ -102,7 +102,8 @@ def test_standalone_model_folders(pack_dirs):
 
 
 def test_bundled_files_come_first_when_present():
-    for folder in paths.MODEL_FOLDERS:
+    assert paths.bundled_path("loras") is None and paths.list_models("loras") == []  # no bundled LoRA
+    for folder in paths.BUNDLED_FILES:
         if paths.bundled_path(folder).is_file():
             assert paths.list_models(folder)[0] == paths.BUNDLED_FILES[folder]
             assert paths.resolve_model(folder, paths.BUNDLED_FILES[folder]) == paths.bundled_path(folder)
