@@ -99,9 +99,51 @@ def text_encoder() -> None:
     save("umt5", model, {"ids": ids, "mask": mask, "out": model(ids, attention_mask=mask)[0]})
 
 
+@torch.no_grad()
+def lora() -> None:
+    """A LoRA on a Wan 2.1 T2V model, merged at strength 0.8 by ComfyUI's own LoRA code (its key map and weight
+    adapters): low-rank pairs with alpha in ComfyUI's layout and in kohya's flattened one (one on the Conv3d patch
+    embedding), and whole differences for a norm's weight, a bias and a block's modulation."""
+    import comfy.lora
+
+    model = randomize(WanModel(in_dim=16, out_dim=16, dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=64,
+                               operations=OPS, dtype=torch.float32))
+    state = model.state_dict()
+    save("wan21_t2v_for_lora", model, {})
+    weights = {}
+    for i, name in enumerate(("blocks.0.self_attn.q", "blocks.1.cross_attn.k", "blocks.0.ffn.2", "head.head",
+                              "patch_embedding")):
+        shape = state[f"{name}.weight"].shape
+        key = f"lora_unet_{name.replace('.', '_')}" if i % 2 else f"diffusion_model.{name}"
+        weights[f"{key}.lora_up.weight"] = torch.randn(shape[0], 4) * 0.1
+        weights[f"{key}.lora_down.weight"] = torch.randn(4, *shape[1:]) * 0.1
+        weights[f"{key}.alpha"] = torch.tensor(2.0)
+    weights["diffusion_model.blocks.0.norm3.diff"] = torch.randn(256) * 0.05
+    weights["diffusion_model.blocks.1.self_attn.o.diff_b"] = torch.randn(256) * 0.05
+    weights["diffusion_model.blocks.1.modulation.diff"] = torch.randn(1, 6, 256) * 0.05
+    save_file(weights, f"{OUT}/lora.safetensors")
+
+    class Wrapped:  # what comfy.lora's key map reads of a ComfyUI model: prefixed keys and a (here empty) unet config
+        model_config = type("Config", (), {"unet_config": {}})()
+
+        def state_dict(self):
+            return {f"diffusion_model.{k}": v for k, v in state.items()}
+
+    patches = comfy.lora.load_lora(weights, comfy.lora.model_lora_keys_unet(Wrapped(), {}))
+    merged = dict(state)
+    for key, patch in patches.items():
+        name = key.removeprefix("diffusion_model.")
+        merged[name] = comfy.lora.calculate_weight([(0.8, patch, 1.0, None, None)], state[name].clone(), key)
+    model.load_state_dict(merged)
+    x, timestep, context = torch.randn(2, 16, 3, 8, 12), torch.tensor([500.0, 873.5]), torch.randn(2, 512, 64)
+    torch.save({"x": x, "timestep": timestep, "context": context, "patched": len(patches),
+                "out": model(x, timestep, context)}, f"{OUT}/lora.pt")
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     dits()
     image_and_vace_dits()
     vaes()
     text_encoder()
+    lora()

@@ -1,5 +1,5 @@
 """The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V, I2V, FLF2V and VACE, Wan 2.2 TI2V with
-per-token timesteps), its Wan 2.1 and 2.2 VAEs and its UMT5, at tiny sizes with random weights, written in their
+per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5 and its LoRA merge, at tiny sizes with random weights, written in their
 state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
@@ -93,3 +93,12 @@ def test_umt5_matches_comfyui(reference):
     prompt = case["mask"].bool()  # ComfyUI zeroes the pad rows after the model too (zero_out_masked)
     assert relative_error(ours[prompt], case["out"][prompt]) < TOLERANCE
     assert not ours[~prompt].any()
+
+
+def test_lora_matches_comfyui_merging_it(reference):
+    model = load_model(reference / "wan21_t2v_for_lora.safetensors").with_lora(reference / "lora.safetensors", 0.8)
+    case = torch.load(reference / "lora.pt")
+    assert case["patched"] == 8  # ComfyUI placed every change: 5 low-rank pairs and 3 whole differences
+    with torch.no_grad():
+        ours = model.expert(0.5)(case["x"], case["timestep"], case["context"])
+    assert relative_error(ours, case["out"]) < TOLERANCE
