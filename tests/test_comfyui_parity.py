@@ -1,6 +1,7 @@
 """The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V, I2V, FLF2V and VACE, Wan 2.2 TI2V with
-per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5 and its LoRA merge, at tiny sizes with random weights, written in their
-state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
+per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5 and its LoRA merge, at tiny sizes with random weights,
+written in their state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded here through the
+pack's loaders.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
 one), like tests/test_comfyui_server.py.
