@@ -138,7 +138,7 @@ KIND_NAMES = {
     "vae": ("a video VAE", "Spacetime Load VAE"),
     "text_encoder": ("a UMT5 text encoder", "Spacetime Load Text Encoder"),
     "lora": ("a LoRA", None),
-    "clip_vision": ("a CLIP-vision image encoder", None),
+    "clip_vision": ("a CLIP-vision image encoder", "Spacetime Load CLIP Vision"),
 }
 
 

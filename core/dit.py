@@ -346,8 +346,9 @@ class WanDiT(nn.Module):
 
     def _check_clip(self, clip_fea) -> None:
         if self.config.has_image_embedding and clip_fea is None:
-            raise SpacetimeError(f"{self.config.variant} needs CLIP-vision image tokens (clip_fea) in every call; "
-                                 "the pack cannot make them yet. Use Wan 2.2 I2V A14B or TI2V 5B for image-to-video.")
+            raise SpacetimeError(f"{self.config.variant} needs CLIP-vision image tokens (clip_fea) in every call: "
+                                 "encode the start image with load_clip_vision(...).encode (node: Spacetime Load "
+                                 "CLIP Vision into Image to Video).")
         if clip_fea is not None and not self.config.has_image_embedding:
             raise SpacetimeError(f"clip_fea was given but {self.config.variant} has no image embedding; "
                                  "only the Wan 2.1 I2V/FLF2V 14B models take CLIP-vision tokens. Leave it empty.")

@@ -1,7 +1,7 @@
 """Presets of the Comfy-Org repackaged Wan files, fetched with huggingface-hub into ComfyUI's model folders.
 
-Each file goes to `<models_dir>/<folder>/<file name>` (folders: diffusion_models, text_encoders, vae), the names
-ComfyUI workflows refer to. hf_hub_download does the transfer (token, retries, in-process resume with HTTP Range,
+Each file goes to `<models_dir>/<folder>/<file name>` (folders: diffusion_models, text_encoders, vae,
+clip_vision), the names ComfyUI workflows refer to. hf_hub_download does the transfer (token, retries, in-process resume with HTTP Range,
 size check); the finished file is then checked against the hub's own SHA-256 (the ETag of LFS files) before it is
 moved into place, so a model folder never holds a partial or corrupt file. Files already present are skipped.
 `HF_ENDPOINT` (read at call time) points it at a mirror; `HF_TOKEN` or `token=` authenticates.
@@ -58,12 +58,17 @@ UMT5_FP8 = _wan21("text_encoders", "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
 UMT5_FP16 = _wan21("text_encoders", "umt5_xxl_fp16.safetensors")
 WAN21_VAE = _wan21("vae", "wan_2.1_vae.safetensors")
 WAN22_VAE = _wan22("vae", "wan2.2_vae.safetensors")
+CLIP_VISION_H = _wan21("clip_vision", "clip_vision_h.safetensors")  # Wan 2.1 I2V / FLF2V read images through it
 
 
 def _a14b(task: str) -> tuple[HubFile, ...]:
     experts = (_wan22("diffusion_models", f"wan2.2_{task}_{noise}_noise_14B_fp8_scaled.safetensors")
                for noise in ("high", "low"))
     return (*experts, UMT5_FP8, WAN21_VAE)  # the A14B experts use the Wan 2.1 VAE
+
+
+def _image_model(name: str) -> tuple[HubFile, ...]:
+    return (_wan21("diffusion_models", name), UMT5_FP8, WAN21_VAE, CLIP_VISION_H)
 
 
 DOWNLOAD_PRESETS: dict[str, DownloadPreset] = {
@@ -73,6 +78,12 @@ DOWNLOAD_PRESETS: dict[str, DownloadPreset] = {
         _wan22("diffusion_models", "wan2.2_ti2v_5B_fp16.safetensors"), UMT5_FP8, WAN22_VAE)),
     "wan2.2-t2v-a14b": DownloadPreset("Wan 2.2 text-to-video A14B high+low noise experts (fp8_scaled)", _a14b("t2v")),
     "wan2.2-i2v-a14b": DownloadPreset("Wan 2.2 image-to-video A14B high+low noise experts (fp8_scaled)", _a14b("i2v")),
+    "wan2.1-i2v-14b-480p": DownloadPreset("Wan 2.1 image-to-video 14B 480p (fp8_scaled) + text encoder + VAE + "
+                                          "CLIP vision", _image_model("wan2.1_i2v_480p_14B_fp8_scaled.safetensors")),
+    "wan2.1-i2v-14b-720p": DownloadPreset("Wan 2.1 image-to-video 14B 720p (fp8_scaled) + text encoder + VAE + "
+                                          "CLIP vision", _image_model("wan2.1_i2v_720p_14B_fp8_scaled.safetensors")),
+    "wan2.1-flf2v-14b": DownloadPreset("Wan 2.1 first-last-frame-to-video 14B 720p (fp8) + text encoder + VAE + "
+                                       "CLIP vision", _image_model("wan2.1_flf2v_720p_14B_fp8_e4m3fn.safetensors")),
     "wan2.1-vace-1.3b": DownloadPreset("Wan 2.1 VACE 1.3B (fp16) + text encoder + VAE", (
         _wan21("diffusion_models", "wan2.1_vace_1.3B_fp16.safetensors"), UMT5_FP8, WAN21_VAE)),
     "wan2.1-vace-14b": DownloadPreset("Wan 2.1 VACE 14B (fp16) + text encoder + VAE", (
@@ -81,6 +92,7 @@ DOWNLOAD_PRESETS: dict[str, DownloadPreset] = {
     "umt5-xxl-fp16": DownloadPreset("UMT5-XXL text encoder (fp16)", (UMT5_FP16,)),
     "wan2.1-vae": DownloadPreset("Wan 2.1 VAE (z16; 2.1 models and the 2.2 A14B experts)", (WAN21_VAE,)),
     "wan2.2-vae": DownloadPreset("Wan 2.2 VAE (z48; TI2V 5B)", (WAN22_VAE,)),
+    "clip-vision-h": DownloadPreset("CLIP vision ViT-H/14 (Wan 2.1 I2V / FLF2V)", (CLIP_VISION_H,)),
 }
 
 

@@ -146,19 +146,6 @@ class SpacetimeModel:
             self._sha256 = tuple(file_sha256(p) for p in self.paths)
         return self._sha256
 
-    @property
-    def unsupported(self) -> str | None:
-        """Why the pack's conditioning cannot drive this model, or None when it can."""
-        if self.config.has_image_embedding:
-            return (f"{self.config.variant} needs CLIP-vision image tokens, which the pack's conditioning does not "
-                    "provide yet; it loads and runs via dit(..., clip_fea=...), but for image-to-video in the pack "
-                    "use Wan 2.2 TI2V 5B, Wan 2.2 I2V A14B or a Wan 2.1 VACE model.")
-        return None
-
-    def require_supported(self) -> None:
-        if self.unsupported:
-            raise SpacetimeError(self.unsupported)
-
     def expert(self, sigma: float) -> WanDiT | LoraDiT:
         """The DiT to run at noise level sigma (A14B: its high-noise expert while sigma >= boundary), with the
         LoRAs meant for it applied during each call."""

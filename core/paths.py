@@ -1,6 +1,6 @@
 """Where model files are found and where outputs go, inside ComfyUI (`folder_paths`) or standalone.
 
-Model folders use ComfyUI's names (`diffusion_models`, `text_encoders`, `vae`, `loras`). The pack's bundled model
+Model folders use ComfyUI's names (`diffusion_models`, `text_encoders`, `vae`, `loras`, `clip_vision`). The pack's bundled model
 (models/spacetime-mini/) is listed first in each folder, under its bare file name. Standalone, the models
 directory is `$SPACETIME_MODELS_DIR` (the CLI's --models-dir sets it) with the same subfolder names, and
 outputs go to `$SPACETIME_OUTPUT_DIR` or ./output.
@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import SpacetimeError
 from .host import inside_comfyui
 
-MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "loras")
+MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "loras", "clip_vision")
 MODEL_EXTENSIONS = (".safetensors", ".sft")
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "models" / "spacetime-mini"
 BUNDLED_FILES = {
@@ -37,7 +37,8 @@ def _check_folder(folder: str) -> None:
 
 
 def bundled_path(folder: str) -> Path | None:
-    """The bundled spacetime-mini file for a model folder (it may not exist in a partial checkout); None for loras."""
+    """The bundled spacetime-mini file for a model folder (it may not exist in a partial checkout); None for the
+    folders spacetime-mini has no file in (loras, clip_vision)."""
     _check_folder(folder)
     return BUNDLED_DIR / BUNDLED_FILES[folder] if folder in BUNDLED_FILES else None
 

@@ -315,6 +315,7 @@ class Model:
     cfg: float
     shift: float
     low_noise: str = "none"
+    clip_vision: str = ""  # Wan 2.1 I2V / FLF2V also read their images through this CLIP-vision file
     download: str = ""  # `spacetime download` preset; empty for the bundled model
 
     @property
@@ -342,6 +343,9 @@ WAN22_I2V_A14B = Model("wan2.2_i2v_A14B", "Wan 2.2 I2V A14B", "wan2.2_i2v_high_n
                        UMT5, "wan_2.1_vae.safetensors", width=832, height=480, frames=81, fps=16, steps=40, cfg=3.5,
                        shift=5.0, low_noise="wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
                        download="wan2.2-i2v-a14b")
+WAN21_I2V = Model("wan2.1_i2v_480p_14B", "Wan 2.1 I2V 14B 480p", "wan2.1_i2v_480p_14B_fp8_scaled.safetensors", UMT5,
+                  "wan_2.1_vae.safetensors", width=832, height=480, frames=81, fps=16, steps=40, cfg=5.0, shift=3.0,
+                  clip_vision="clip_vision_h.safetensors", download="wan2.1-i2v-14b-480p")
 
 
 # ---- notes ----------------------------------------------------------------------------------------------------
@@ -352,9 +356,10 @@ def files_note(m: Model) -> str:
         return ("**Files:** none to fetch. The loaders list the pack's own model first "
                 "(`custom_nodes/ComfyUI-Spacetime/models/spacetime-mini/`); it runs on a CPU.")
     experts = f"\n- `models/diffusion_models/{m.low_noise}` (low-noise expert)" if m.low_noise != "none" else ""
+    clip = f"\n- `models/clip_vision/{m.clip_vision}`" if m.clip_vision else ""
     return (f"**Files** (Comfy-Org repackaged; `spacetime download {m.download}` or the Spacetime Download Model "
             f"node puts them in place):\n- `models/diffusion_models/{m.dit}`{experts}\n"
-            f"- `models/text_encoders/{m.text_encoder}`\n- `models/vae/{m.vae}`")
+            f"- `models/text_encoders/{m.text_encoder}`\n- `models/vae/{m.vae}`{clip}")
 
 
 def note(title: str, m: Model, body: str) -> str:
@@ -434,7 +439,11 @@ def image_to_video(m: Model, prompt: str) -> Graph:
         picture = text_to_clip(g, m, models, "a yellow square on a purple background", 0, "1. Start image",
                                frames=1, seed=7)["images"]
     group = "2. Animate it"
-    start = g.add("SpacetimeImageToVideo", 2, 1, group, vae=vae["vae"], start_image=picture)
+    clip_vision = None
+    if m.clip_vision:
+        clip_vision = g.add("SpacetimeLoadCLIPVision", 1, group="Models",
+                            clip_vision_name=m.clip_vision)["clip_vision"]
+    start = g.add("SpacetimeImageToVideo", 2, 1, group, vae=vae["vae"], start_image=picture, clip_vision=clip_vision)
     conditioning = encode(g, text_encoder, prompt, 1, group)
     latent = empty_latent(g, m, vae, 1, group)
     images = sample_and_decode(g, m, model, vae, conditioning, latent["latent"], 1, group, start["keyframes"])
@@ -551,6 +560,7 @@ def all_graphs() -> list[Graph]:
         text_to_video(WAN22_T2V_A14B, scene),
         image_to_video(WAN22_TI2V, "the subject turns to the camera and smiles, gentle camera push-in"),
         image_to_video(WAN22_I2V_A14B, "the subject turns to the camera and smiles, gentle camera push-in"),
+        image_to_video(WAN21_I2V, "the subject turns to the camera and smiles, gentle camera push-in"),
         extend(WAN21_VACE, "forward", "the scene continues naturally, same camera motion", 5.0, 16),
         extend(WAN21_VACE, "backward", "the scene leading up to this moment, same camera motion", 5.0, 16),
         infill(WAN21_VACE, "a smooth, natural transition between the two moments", "0,80", 81),

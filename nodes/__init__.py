@@ -3,14 +3,16 @@ from . import provenance
 from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from .download import SpacetimeDownloadModel
 from .latent import SpacetimeEmptyLatentVideo
-from .loaders import SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE
+from .loaders import (SpacetimeLoadCLIPVision, SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder,
+                      SpacetimeLoadVAE)
 from .sampling import SpacetimeSampler
 from .text import SpacetimeTextEncode
 from .vae_nodes import SpacetimeVAEDecode, SpacetimeVAEEncode
 from .video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
 
 NODES = (
-    SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeTextEncode,
+    SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeLoadCLIPVision,
+    SpacetimeTextEncode,
     SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
     SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo, SpacetimeDownloadModel,
 )
@@ -20,6 +22,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeLoadLoRA": "Spacetime Load LoRA",
     "SpacetimeLoadTextEncoder": "Spacetime Load Text Encoder",
     "SpacetimeLoadVAE": "Spacetime Load VAE",
+    "SpacetimeLoadCLIPVision": "Spacetime Load CLIP Vision",
     "SpacetimeTextEncode": "Spacetime Text Encode",
     "SpacetimeEmptyLatentVideo": "Spacetime Empty Latent Video",
     "SpacetimeSampler": "Spacetime Sampler",

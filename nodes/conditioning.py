@@ -8,6 +8,9 @@ from ..core.errors import SpacetimeError
 from ..sampler import FRAME_POLICY, RESIZE_POLICY, Keyframes
 
 STRENGTH = {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}
+CLIP_VISION = ("SPACETIME_CLIP_VISION", {"tooltip": "Only for Wan 2.1 I2V / FLF2V 14B, which also read the start (and "
+                                                    "last) image through CLIP vision: Spacetime Load CLIP Vision with "
+                                                    "clip_vision_h. Other models ignore it."})
 FPS = {"default": 16.0, "min": 1.0, "max": 120.0, "step": 1.0}
 
 
@@ -25,6 +28,7 @@ class SpacetimeImageToVideo:
             "optional": {
                 "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip": "Keyframes to add this start frame to (chain "
                                                                  "Infill Frames or another Image to Video)."}),
+                "clip_vision": CLIP_VISION,
             },
         }
 
@@ -34,8 +38,9 @@ class SpacetimeImageToVideo:
     CATEGORY = "Spacetime/conditioning"
     DESCRIPTION = f"Image to video: makes the image a keyframe at frame 0 for the Spacetime Sampler; {RESIZE_POLICY}."
 
-    def build(self, vae, start_image, strength, keyframes=None):
-        return (Keyframes.from_images(vae, start_image[:1], [0], strength=strength, base=keyframes),)
+    def build(self, vae, start_image, strength, keyframes=None, clip_vision=None):
+        return (Keyframes.from_images(vae, start_image[:1], [0], strength=strength, base=keyframes,
+                                      clip_vision=clip_vision),)
 
 
 class SpacetimeExtendVideo:
@@ -55,7 +60,7 @@ class SpacetimeExtendVideo:
             "anchor_first_frame": ("BOOLEAN", {"default": False, "tooltip":
                 "Also keep the clip's first frame as a keyframe in every window, so the subject stays itself "
                 "over a long extension."}),
-        }}
+        }, "optional": {"clip_vision": CLIP_VISION}}
 
     RETURN_TYPES = ("LATENT", "SPACETIME_KEYFRAMES")
     RETURN_NAMES = ("latent", "keyframes")
@@ -64,10 +69,10 @@ class SpacetimeExtendVideo:
     DESCRIPTION = ("Extends a clip forwards or backwards in time: returns a latent covering clip + extension and "
                    "the clip's frames as keyframes; the sampler fills the rest window by window.")
 
-    def build(self, vae, video, direction, add_seconds, fps, context_frames, anchor_first_frame):
+    def build(self, vae, video, direction, add_seconds, fps, context_frames, anchor_first_frame, clip_vision=None):
         latent, keyframes = Keyframes.extension(vae, video, direction=direction, add_seconds=add_seconds, fps=fps,
                                                 context_frames=context_frames or None,
-                                                anchor_first_frame=anchor_first_frame)
+                                                anchor_first_frame=anchor_first_frame, clip_vision=clip_vision)
         return ({"samples": latent}, keyframes)
 
 
@@ -89,6 +94,7 @@ class SpacetimeInfillFrames:
             "optional": {
                 "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip": "Keyframes to add these to (e.g. from Image to "
                                                                  "Video or another Infill Frames)."}),
+                "clip_vision": CLIP_VISION,
             },
         }
 
@@ -99,9 +105,9 @@ class SpacetimeInfillFrames:
     DESCRIPTION = ("Infill: keyframes at any frame indices (first + last, every 16th frame, ...); the sampler "
                    f"generates the frames between them: {FRAME_POLICY}; {RESIZE_POLICY}.")
 
-    def build(self, vae, images, frame_indices, length, fps, strength, keyframes=None):
+    def build(self, vae, images, frame_indices, length, fps, strength, keyframes=None, clip_vision=None):
         return (Keyframes.from_images(vae, images, parse_indices(frame_indices), strength=strength, base=keyframes,
-                                      length=length),)
+                                      length=length, clip_vision=clip_vision),)
 
 
 def parse_indices(text: str) -> list[int]:

@@ -1,6 +1,8 @@
-"""Loader nodes: a Wan / spacetime-mini diffusion model and its LoRAs, a UMT5 text encoder, a Wan video VAE."""
+"""Loader nodes: a Wan / spacetime-mini diffusion model and its LoRAs, a UMT5 text encoder, a Wan video VAE, and
+the CLIP-vision encoder of Wan 2.1 I2V / FLF2V."""
 import torch
 
+from ..core.clip_vision import load_clip_vision
 from ..core.host import get_device
 from ..core.loaders import load_model
 from ..core.paths import list_models, resolve_model
@@ -135,3 +137,24 @@ class SpacetimeLoadVAE:
 
     def load(self, vae_name):
         return (load_vae(resolve_model("vae", vae_name), device=get_device()),)
+
+
+class SpacetimeLoadCLIPVision:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "clip_vision_name": (list_models("clip_vision"), {"tooltip":
+                "The CLIP-vision image encoder from models/clip_vision: clip_vision_h.safetensors, which Wan 2.1 "
+                "I2V and FLF2V 14B read their start (and last) image through. No other model needs it."}),
+        }}
+
+    RETURN_TYPES = ("SPACETIME_CLIP_VISION",)
+    RETURN_NAMES = ("clip_vision",)
+    FUNCTION = "load"
+    CATEGORY = "Spacetime/loaders"
+    DESCRIPTION = ("Loads the CLIP-vision encoder (ViT-H/14) for Wan 2.1 I2V / FLF2V 14B; connect it to Image to "
+                   "Video, Infill Frames or Extend Video.")
+
+    def load(self, clip_vision_name):
+        # float32, as Wan's reference runs it (clip_dtype float32): 2.5 GB for ViT-H
+        return (load_clip_vision(resolve_model("clip_vision", clip_vision_name), device=get_device()),)

@@ -85,21 +85,23 @@ class Keyframes:
 
     `length` (pixel frames), when known, checks the placement now rather than at sampling. `overlap_frames` and
     `anchors` (pixel frames of keyframes kept in every window) are chaining settings for long videos that travel
-    with the keyframes (Extend Video sets them); `sample()` arguments override them.
+    with the keyframes (Extend Video sets them); `sample()` arguments override them. `clip_vision` (a
+    ClipVisionEncoder) makes the image tokens Wan 2.1 I2V / FLF2V also take; other models ignore it.
     """
 
-    def __init__(self, items, vae, length: int | None = None, overlap_frames: int | None = None, anchors=()):
+    def __init__(self, items, vae, length: int | None = None, overlap_frames: int | None = None, anchors=(),
+                 clip_vision=None):
         self.items = tuple(items)
         if not all(isinstance(item, Keyframe) for item in self.items):
             raise SpacetimeError("Keyframes takes Keyframe items; build each with Keyframe(pixels, index, strength).")
-        self.vae, self.length = vae, length
+        self.vae, self.length, self.clip_vision = vae, length, clip_vision
         self.overlap_frames, self.anchors = overlap_frames, tuple(anchors)
         if length is not None:
             self.check_length(length)
 
     @classmethod
     def from_images(cls, vae, images: torch.Tensor, indices, strength: float = 1.0, base: "Keyframes | None" = None,
-                    length: int | None = None) -> "Keyframes":
+                    length: int | None = None, clip_vision=None) -> "Keyframes":
         """One single-frame keyframe per image of the batch `images` [n, H, W, 3], at `indices`, added to `base`."""
         indices = list(indices)
         if len(indices) != images.shape[0]:
@@ -107,11 +109,12 @@ class Keyframes:
                                  "give one index per image, in the batch's order.")
         items = [Keyframe(images[i:i + 1], index, strength) for i, index in enumerate(indices)]
         return cls((base.items if base else ()) + tuple(items), vae, length or (base.length if base else None),
-                   base.overlap_frames if base else None, base.anchors if base else ())
+                   base.overlap_frames if base else None, base.anchors if base else (),
+                   clip_vision or (base.clip_vision if base else None))
 
     @classmethod
     def extension(cls, vae, video: torch.Tensor, direction: str, add_seconds: float, fps: float,
-                  context_frames: int | None = None, anchor_first_frame: bool = False):
+                  context_frames: int | None = None, anchor_first_frame: bool = False, clip_vision=None):
         """Extend the clip `video` [N, H, W, 3] forwards or backwards by `add_seconds`.
 
         Returns (raw zero latent [1, C, T, H, W] covering clip + extension, keyframes holding the whole clip).
@@ -122,7 +125,8 @@ class Keyframes:
         clip = video.shape[0]
         frames = pixel_count(latent_count(clip + round(add_seconds * fps) + 3))  # round up to 4k+1
         index = 0 if direction == "forward" else frames - clip
-        keyframes = cls([Keyframe(video, index)], vae, frames, context_frames, (index,) if anchor_first_frame else ())
+        keyframes = cls([Keyframe(video, index)], vae, frames, context_frames, (index,) if anchor_first_frame else (),
+                        clip_vision)
         return empty_latent(vae, frames, video.shape[1:3]), keyframes
 
     def plus(self, other: "Keyframes") -> "Keyframes":
@@ -130,7 +134,8 @@ class Keyframes:
         if other.vae is not self.vae:
             raise SpacetimeError("chained keyframes were encoded for different VAEs; connect the same VAE to each node.")
         return Keyframes(self.items + other.items, self.vae, self.length or other.length,
-                         self.overlap_frames or other.overlap_frames, self.anchors + other.anchors)
+                         self.overlap_frames or other.overlap_frames, self.anchors + other.anchors,
+                         self.clip_vision or other.clip_vision)
 
     def check_length(self, frames: int) -> None:
         """Raise when the keyframes were made for another length or do not fit a video of `frames` frames."""
@@ -150,6 +155,21 @@ class Keyframes:
                     f"{pixel_span(last_a).start}..{pixel_span(last_a).stop - 1}); {FRAME_POLICY}. Move the second to "
                     f"frame {pixel_span(last_a).stop} or later, or join them into one clip.")
         return placed
+
+    def image_tokens(self, frames: int, first_and_last: bool = False) -> torch.Tensor:
+        """CLIP-vision tokens [1, L, D] of the first known frame, or [2, L, D] of the first and the last (FLF2V)."""
+        if self.clip_vision is None:
+            raise SpacetimeError("this model also reads the start image through CLIP vision: load "
+                                 "clip_vision_h.safetensors with Spacetime Load CLIP Vision and connect it to the "
+                                 "clip_vision input of Image to Video (or Infill Frames / Extend Video).")
+        placed = self.placed(frames)
+        images = [placed[0][1].pixels[:1]]
+        if first_and_last:
+            if placed[-1][0] + placed[-1][1].pixels.shape[0] < frames:
+                raise SpacetimeError("a first-last-frame model (Wan 2.1 FLF2V) needs the video's last frame too: give "
+                                     "Infill Frames the first and last images at frame indices 0,-1.")
+            images.append(placed[-1][1].pixels[-1:])
+        return torch.cat([self.clip_vision.encode(image) for image in images])  # images may differ in size
 
     def strengths(self, latent_frames: int) -> torch.Tensor:
         """Per latent frame: the strength of the keyframe pinning it, 0 where none does. [T] float32."""

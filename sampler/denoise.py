@@ -9,8 +9,9 @@ sees them while it generates the others:
 - per_token (Wan 2.2 TI2V 5B, spacetime-mini): active frames enter clean with timestep 0 and leave as given;
 - renoise (plain T2V): active frames enter re-noised to the current sigma with the window's own noise,
   x_t = sigma*noise + (1-sigma)*x0_known, and leave as given;
-- concat (Wan 2.2 I2V A14B): input [x 16 | mask 4 | image latent 16], mask 1 on active frames, the image latent
-  holds the known frames and the latent of gray elsewhere;
+- concat (Wan 2.2 I2V A14B, Wan 2.1 I2V / FLF2V): input [x 16 | mask 4 | image latent 16], mask 1 on active
+  frames, the image latent holds the known frames and the latent of gray elsewhere; Wan 2.1's also cross-attend
+  to the CLIP-vision tokens of the first (and last) known frame, with and without the prompt alike;
 - vace (Wan 2.1 VACE): vace_context [inactive 16 | reactive 16 | mask 64]: inactive holds the known frames,
   reactive the latent of gray, mask 0 on active frames and 1 elsewhere.
 """
@@ -48,7 +49,6 @@ def _can_take(config) -> dict[str, str | None]:
 
 def resolve_mechanism(model, requested: str | None = None) -> str:
     """The conditioning mechanism to use with a SpacetimeModel: its own, or `requested` if it can take it."""
-    model.require_supported()
     config = model.config
     if requested is None:
         return config.mechanism
@@ -74,6 +74,7 @@ class WindowInputs:
     gray: torch.Tensor | None  # [1, C, T, H, W] latent of an all-gray video (concat, vace)
     context: torch.Tensor  # [1, L, D]
     negative: torch.Tensor | None  # [1, L', D]; None when cfg == 1
+    image_tokens: torch.Tensor | None = None  # [1 or 2, 257, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
 
     def active(self, sigma: float) -> torch.Tensor:
         """[T] bool: known frames that are pinned at noise level `sigma`."""
@@ -115,7 +116,8 @@ class Denoiser:
         image = torch.where(pinned, inputs.known, inputs.gray).expand(batch, -1, -1, -1, -1)
         if inputs.mechanism == "concat":
             mask = pinned.float().expand(batch, CONCAT_MASK_CHANNELS, -1, *x.shape[3:])
-            return torch.cat([x, mask, image], dim=1), t, {}  # [B, C + 4 + C, T, H, W]
+            extra = {} if inputs.image_tokens is None else {"clip_fea": inputs.image_tokens.repeat(batch, 1, 1)}
+            return torch.cat([x, mask, image], dim=1), t, extra  # [B, C + 4 + C, T, H, W]
         mask = (~pinned).float().expand(batch, VACE_MASK_CHANNELS, -1, *x.shape[3:])
         reactive = inputs.gray.expand(batch, -1, -1, -1, -1)
         return x, t, {"vace_context": torch.cat([image, reactive, mask], dim=1)}  # [B, 2C + 64, T, H, W]

@@ -111,6 +111,7 @@ class Timeline:
     noise: torch.Tensor
     source: torch.Tensor  # the input latent, partially kept when denoise < 1
     gray: torch.Tensor | None  # [1, C, T, H, W] latent of an all-gray video (concat / VACE)
+    image_tokens: torch.Tensor | None = None  # [1 or 2, L, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
 
     def window_strength(self, window: Window) -> torch.Tensor:
         """[t] strength inside a window: generated frames and anchors are pinned fully."""

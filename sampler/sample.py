@@ -49,6 +49,7 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     vae = vae if vae is not None else (keyframes.vae if keyframes is not None else None)
     stats = _latent_stats(vae, config, latent_raw.shape[1])
     timeline = _timeline(latent_raw, keyframes, vae, used, seed, stats)
+    timeline.image_tokens = _image_tokens(config, keyframes, latent_raw.shape[2])
     length = window_length(window_frames or _default(config, "frames", pixel_count(latent_raw.shape[2])),
                            latent_raw.shape[2])
     windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
@@ -141,6 +142,17 @@ def _timeline(latent_raw, keyframes, vae, mechanism, seed, stats) -> Timeline:
     return Timeline(known, strength, strength >= 1, noise, source, gray)
 
 
+def _image_tokens(config, keyframes, latent_frames: int) -> torch.Tensor | None:
+    """CLIP-vision tokens of the known start (and, for FLF2V, end) frame, for the models that cross-attend to them."""
+    if not config.has_image_embedding:
+        return None
+    if keyframes is None or not keyframes.items:
+        raise SpacetimeError(f"{config.variant} makes video from a start image and has no text-only mode; connect "
+                             "Spacetime Image to Video (with a CLIP vision model) to the sampler's keyframes, or load "
+                             "a text-to-video model.")
+    return keyframes.image_tokens(pixel_count(latent_frames), first_and_last=bool(config.flf_pos_len))
+
+
 def _gray_latent(vae, shape) -> torch.Tensor:
     """Normalized latent [1, C, T, H, W] of an all-gray video, as the reference fills unknown control frames."""
     if vae is None:
@@ -159,6 +171,7 @@ def _window_inputs(timeline: Timeline, window, mechanism, context, negative, dev
         known=take(timeline.latent, window).to(device),
         noise=take(timeline.noise, window).to(device),
         gray=take(timeline.gray, window).to(device) if timeline.gray is not None else None,
+        image_tokens=timeline.image_tokens.to(device) if timeline.image_tokens is not None else None,
         context=context.to(device),
         negative=negative.to(device) if negative is not None else None,
     )

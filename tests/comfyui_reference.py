@@ -100,6 +100,22 @@ def text_encoder() -> None:
 
 
 @torch.no_grad()
+def clip_vision() -> None:
+    """ComfyUI's CLIP-vision model (the class clip_vision_h loads into) at a tiny width: the penultimate block's
+    tokens, which ComfyUI's Wan I2V nodes pass to the DiT, on pixels already resized and normalized."""
+    from comfy.clip_model import CLIPVisionModelProjection
+
+    config = {"hidden_size": 160, "intermediate_size": 320, "num_attention_heads": 2, "num_hidden_layers": 3,
+              "hidden_act": "gelu", "image_size": 56, "patch_size": 14, "num_channels": 3, "projection_dim": 80,
+              "model_type": "clip_vision_model", "layer_norm_eps": 1e-5}
+    model = randomize(CLIPVisionModelProjection(config, torch.float32, "cpu", OPS))
+    with torch.no_grad():
+        model.vision_model.embeddings.class_embedding.normal_()
+    pixels = torch.randn(2, 3, 56, 56)
+    save("clip_vision", model, {"pixels": pixels, "tokens": model(pixel_values=pixels, intermediate_output=-2)[1]})
+
+
+@torch.no_grad()
 def lora() -> None:
     """A LoRA on a Wan 2.1 T2V model, merged at strength 0.8 by ComfyUI's own LoRA code (its key map and weight
     adapters): low-rank pairs with alpha in ComfyUI's layout and in kohya's flattened one (one on the Conv3d patch
@@ -146,4 +162,5 @@ if __name__ == "__main__":
     image_and_vace_dits()
     vaes()
     text_encoder()
+    clip_vision()
     lora()

@@ -165,11 +165,9 @@ def test_a14b_pair_switches_experts_at_the_boundary(tmp_path):
         load_model(high, low_noise_path=other)
 
 
-def test_single_models_report_mechanism_and_clip_limit(tmp_path):
+def test_single_models_report_their_mechanism(tmp_path):
     ti2v = load_model(save_dit(tmp_path / "a.safetensors", tiny_dit("ti2v")))
-    assert ti2v.mechanism == "per_token" and ti2v.boundary is None and ti2v.unsupported is None
+    assert ti2v.mechanism == "per_token" and ti2v.boundary is None
     assert ti2v.sampling.fps == 24 and ti2v.expert(0.99) is ti2v.dit
     clip = load_model(save_dit(tmp_path / "b.safetensors", tiny_dit("i2v-clip")))
-    assert clip.mechanism == "concat"
-    with pytest.raises(SpacetimeError, match="CLIP-vision"):
-        clip.require_supported()
+    assert clip.mechanism == "concat" and clip.config.has_image_embedding

@@ -1,7 +1,7 @@
 """The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V, I2V, FLF2V and VACE, Wan 2.2 TI2V with
-per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5 and its LoRA merge, at tiny sizes with random weights,
-written in their state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded here through the
-pack's loaders.
+per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5, its CLIP vision and its LoRA merge, at tiny sizes with
+random weights, written in their state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded
+here through the pack's loaders.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
 one), like tests/test_comfyui_server.py.
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from comfyui_spacetime.core.clip_vision import load_clip_vision
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
 from comfyui_spacetime.vae import load_vae
@@ -103,3 +104,10 @@ def test_lora_matches_comfyui_merging_it(reference):
     with torch.no_grad():
         ours = model.expert(0.5)(case["x"], case["timestep"], case["context"])
     assert relative_error(ours, case["out"]) < TOLERANCE
+
+
+def test_clip_vision_matches_comfyui(reference):
+    encoder = load_clip_vision(reference / "clip_vision.safetensors")
+    case = torch.load(reference / "clip_vision.pt")
+    with torch.no_grad():
+        assert relative_error(encoder.model(case["pixels"]), case["tokens"]) < TOLERANCE

@@ -18,7 +18,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "example_workflows"
 WORKFLOWS = sorted(EXAMPLES.glob("*.json"))
 BUNDLED = [p for p in WORKFLOWS if p.name.startswith("spacetime_mini_")]
 REAL = [p for p in WORKFLOWS if p not in BUNDLED]
-FILE_INPUTS = ("model_name", "low_noise_model_name", "text_encoder_name", "vae_name", "image", "video")
+MODEL_FILE_INPUTS = ("model_name", "low_noise_model_name", "text_encoder_name", "vae_name", "clip_vision_name")
+FILE_INPUTS = (*MODEL_FILE_INPUTS, "image", "video")
 BUNDLED_MODEL_PRESENT = all(bundled_path(folder).is_file() for folder in BUNDLED_FILES)
 # Frames of the saved video: 2 s clips at 8 fps; an extension adds 2 s to a 17-frame clip; 60 s for the minute.
 BUNDLED_FRAMES = {"text_to_video": 17, "image_to_video": 17, "extend_forwards": 33, "extend_backwards": 33,
@@ -92,7 +93,7 @@ def test_real_checkpoint_note_names_every_file_the_loaders_use(path):
     note = next(n for n in workflow["nodes"] if n["type"] in NOTE_TYPES)["widgets_values"][0]
     prompt = to_api(workflow, NODE_CLASSES)
     files = [value for node in prompt.values() for name, value in node["inputs"].items()
-             if name in FILE_INPUTS[:4] and value != "none"]
+             if name in MODEL_FILE_INPUTS and value != "none"]
     assert files and all(f"/{name}`" in note for name in files)
 
 

@@ -122,8 +122,3 @@ def test_a_mechanism_the_model_cannot_take_is_named(family, requested, message):
 
 def test_per_token_model_can_fall_back_to_renoise():
     assert resolve_mechanism(oracle_model("ti2v"), "renoise") == "renoise"
-
-
-def test_clip_vision_models_are_refused():
-    with pytest.raises(SpacetimeError, match="CLIP-vision"):
-        resolve_mechanism(oracle_model("i2v-clip"))
