@@ -108,6 +108,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--low-noise-dit", help="Wan 2.2 A14B low-noise expert file")
     group.add_argument("--text-encoder", help="UMT5 text encoder file")
     group.add_argument("--vae", help="VAE file")
+    group.add_argument("--clip-vision", help="CLIP-vision file (clip_vision_h), for Wan 2.1 I2V / FLF2V 14B")
     group.add_argument("--weight-dtype", choices=list(WEIGHT_DTYPES), default="default")
     group.add_argument("--attention", choices=ATTENTION_BACKENDS, default="sdpa")
     group.add_argument("--block-swap", type=int, default=0, help="DiT blocks kept on the CPU")
@@ -144,7 +145,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _model_files(args: argparse.Namespace) -> ModelFiles:
     """The files named by flags; those not given stay the bundled spacetime-mini's."""
-    named = {"dit": args.dit, "text_encoder": args.text_encoder, "vae": args.vae, "low_noise_dit": args.low_noise_dit}
+    named = {"dit": args.dit, "text_encoder": args.text_encoder, "vae": args.vae, "low_noise_dit": args.low_noise_dit,
+             "clip_vision": args.clip_vision}
     return ModelFiles(**{name: value for name, value in named.items() if value}, weight_dtype=args.weight_dtype,
                       attention=args.attention, block_swap=args.block_swap,
                       loras=tuple(parse_lora(text) for text in args.lora))

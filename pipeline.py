@@ -18,8 +18,8 @@ from .core.paths import BUNDLED_FILES
 from .core.video import read_mp4
 from .nodes.conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
 from .nodes.latent import SpacetimeEmptyLatentVideo
-from .nodes.loaders import (NO_LOW_NOISE_MODEL, SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA,
-                            SpacetimeLoadTextEncoder, SpacetimeLoadVAE)
+from .nodes.loaders import (NO_LOW_NOISE_MODEL, SpacetimeLoadCLIPVision, SpacetimeLoadDiffusionModel,
+                            SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE)
 from .nodes.sampling import SpacetimeSampler
 from .nodes.text import SpacetimeTextEncode
 from .nodes.vae_nodes import SpacetimeVAEDecode
@@ -40,6 +40,7 @@ class ModelFiles:
     attention: str = "sdpa"
     block_swap: int = 0
     loras: tuple[tuple[str, float, str], ...] = ()  # (file in models/loras or a path, strength, expert)
+    clip_vision: str | None = None  # Wan 2.1 I2V / FLF2V 14B: clip_vision_h.safetensors
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,19 @@ class Models:
     model: object  # SpacetimeModel
     text_encoder: object  # TextEncoder
     vae: object  # WanVAE
+    clip_vision: object = None  # ClipVisionEncoder, for Wan 2.1 I2V / FLF2V 14B
 
 
 def load_models(files: ModelFiles = ModelFiles()) -> Models:
-    """Load the three models (and the DiT's LoRAs) through the loader nodes."""
+    """Load the three models (and the DiT's LoRAs, and a CLIP-vision encoder if named) through the loader nodes."""
     low_noise = files.low_noise_dit or NO_LOW_NOISE_MODEL
     model = SpacetimeLoadDiffusionModel().load(files.dit, files.weight_dtype, files.attention, files.block_swap,
                                                low_noise)[0]
     for lora in files.loras:
         model = SpacetimeLoadLoRA().load(model, *lora)[0]
-    return Models(model, SpacetimeLoadTextEncoder().load(files.text_encoder)[0], SpacetimeLoadVAE().load(files.vae)[0])
+    clip_vision = SpacetimeLoadCLIPVision().load(files.clip_vision)[0] if files.clip_vision else None
+    return Models(model, SpacetimeLoadTextEncoder().load(files.text_encoder)[0], SpacetimeLoadVAE().load(files.vae)[0],
+                  clip_vision)
 
 
 @dataclass(frozen=True)
@@ -91,14 +95,14 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
         clip, clip_fps = _video(extend)
         fps = fps or clip_fps or defaults.fps
         latent, known = SpacetimeExtendVideo().build(models.vae, clip, direction, seconds or defaults.frames / fps,
-                                                     fps, context_frames, anchor_first_frame)
+                                                     fps, context_frames, anchor_first_frame, models.clip_vision)
     else:
         fps = fps or defaults.fps
         width, height = parse_size(size) if size is not None else (defaults.width, defaults.height)
         length = frames or (frames_for_seconds(seconds, fps) if seconds else defaults.frames)
         latent, known = SpacetimeEmptyLatentVideo().generate(models.vae, width, height, length, 1)[0], None
     length = 4 * (latent["samples"].shape[2] - 1) + 1  # pixel frames of the latent, 4k+1
-    known = _add_keyframes(models.vae, known, image, keyframes, length, fps)
+    known = _add_keyframes(models, known, image, keyframes, length, fps)
     settings = dict(seed=seed, steps=steps or defaults.steps, cfg=defaults.cfg if cfg is None else cfg,
                     shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order,
                     first_frame_candidates=first_frame_candidates, drift_control=drift_control)
@@ -108,12 +112,14 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
     return Generation(video, float(fps), info, {**settings, "frames": length, "fps": fps, "prompt": prompt})
 
 
-def _add_keyframes(vae, known, image, keyframes, length: int, fps: float):
+def _add_keyframes(models: Models, known, image, keyframes, length: int, fps: float):
     """Chain a start image (Image to Video) and each (index, image) keyframe (Infill Frames) onto `known`."""
+    vae, clip_vision = models.vae, models.clip_vision
     if image is not None:
-        known = SpacetimeImageToVideo().build(vae, load_image(image), 1.0, known)[0]
+        known = SpacetimeImageToVideo().build(vae, load_image(image), 1.0, known, clip_vision)[0]
     for index, picture in keyframes:
-        known = SpacetimeInfillFrames().build(vae, load_image(picture), str(index), length, fps, 1.0, known)[0]
+        known = SpacetimeInfillFrames().build(vae, load_image(picture), str(index), length, fps, 1.0, known,
+                                              clip_vision)[0]
     return known
 
 

@@ -1,11 +1,14 @@
-"""The CLIP-vision encoder (Wan 2.1 I2V / FLF2V): the penultimate block's tokens, and the sampler feeding them to the DiT."""
+"""The CLIP-vision encoder of Wan 2.1 I2V / FLF2V: the penultimate block's tokens, fed by the sampler to the DiT."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import save_file
 
+from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.clip_vision import CLIP_MEAN, CLIP_STD, load_clip_vision
 from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.loaders import SpacetimeModel
@@ -108,3 +111,16 @@ def test_the_node_lists_and_loads_the_clip_vision_folder(pack_dirs):
     assert SpacetimeLoadCLIPVision.INPUT_TYPES()["required"]["clip_vision_name"][0] == ["clip_vision_tiny.safetensors"]
     (encoder,) = SpacetimeLoadCLIPVision().load("clip_vision_tiny.safetensors")
     assert encoder.config.width == 160 and encoder.name == "clip_vision_tiny.safetensors"
+
+
+def test_generate_animates_an_image_with_a_wan21_i2v_model(pack_dirs, tiny_models, tmp_path, capsys):
+    save_dit(pack_dirs.models / "diffusion_models" / "tiny_i2v.safetensors", tiny_dit("i2v-clip", text_dim=32))
+    save_clip(pack_dirs.models / "clip_vision" / "clip_h.safetensors", width=1280, layers=2, mlp=640, image_size=224)
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    argv = ["generate", "--prompt", "a red ball", "--image", str(tmp_path / "a.png"), "--size", "32x32", "--frames",
+            "5", "--steps", "1", "--cfg", "1", "--fps", "8", "--models-dir", str(pack_dirs.models), "--dit",
+            "tiny_i2v.safetensors", "--text-encoder", tiny_models.text_encoder, "--vae", tiny_models.vae]
+    assert main([*argv, "--out", str(tmp_path / "missing.mp4")]) == 2
+    assert "Spacetime Load CLIP Vision" in capsys.readouterr().err
+    assert main([*argv, "--clip-vision", "clip_h.safetensors", "--out", str(tmp_path / "i2v.mp4")]) == 0
+    assert "concat" in capsys.readouterr().out and (tmp_path / "i2v.mp4").stat().st_size > 0
