@@ -162,7 +162,7 @@ class SpacetimeModel:
         if expert != "both" and self.low_noise is None:
             raise SpacetimeError(f"expert '{expert}' names one of Wan 2.2 A14B's two experts, but this model has "
                                  "one DiT; choose both.")
-        lora = read_lora(path, self.dit)
+        lora = read_lora(path, self.dit, device=self.dit.patch_embedding.weight.device)  # block swap keeps it there
         return replace(self, loras=self.loras + ((lora, strength, expert),))
 
     def describe(self) -> str:

@@ -66,10 +66,11 @@ class Lora:
         return f"{self.name}: {low_rank} low-rank layers" + (f", {diffs} whole differences" if diffs else "")
 
 
-def read_lora(path, dit: nn.Module) -> Lora:
-    """Read a LoRA file and resolve its keys to `dit`'s modules; a clear error for anything it cannot place."""
+def read_lora(path, dit: nn.Module, device="cpu") -> Lora:
+    """Read a LoRA file onto `device` (where the DiT computes: the LoRA is small, and each call then finds it
+    there) and resolve its keys to `dit`'s modules; a clear error for anything it cannot place."""
     path = Path(path)
-    tensors, _ = read_safetensors(path)  # prefix-stripped, the file's dtypes
+    tensors, _ = read_safetensors(path, device=device)  # prefix-stripped, the file's dtypes
     unsupported = sorted(k for k in tensors if _UNSUPPORTED.search(k))
     if unsupported:
         raise SpacetimeError(f"{path.name} is a LyCORIS / DoRA file ({unsupported[0]}, ...); the pack applies plain "
