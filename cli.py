@@ -132,7 +132,7 @@ def _generate(args: argparse.Namespace) -> int:
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None
-        signing = Signing(models.model.file_names[0], models.model.sha256[0], prompt, args.cert, args.key)
+        signing = Signing.for_model(models.model, prompt, args.cert or "", args.key or "")
     out = _new_output(args.out)
     used = {"models": [files.dit, files.text_encoder, files.vae]} | (
         {"loras": [f"{name}:{strength:g}:{expert}" for name, strength, expert in files.loras]} if files.loras else {})

@@ -12,6 +12,7 @@ Key layouts read (each with or without a `diffusion_model.` / `transformer.` pre
 `blocks.0.attn1.to_q`), kohya and musubi-tuner's flattened names (`lora_unet_blocks_0_self_attn_q`).
 """
 import contextlib
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import describe_checkpoint, diffusers_to_wan_key, read_safetensors
+from .checkpoint import describe_checkpoint, diffusers_to_wan_key, file_sha256, read_safetensors
 from .errors import SpacetimeError
 from .fp8 import is_fp8
 
@@ -57,8 +58,17 @@ class ModulePatch:
 @dataclass(frozen=True)
 class Lora:
     """A LoRA file read against one DiT's module names: {module name: patch}."""
-    name: str
+    path: Path
     patches: dict[str, ModulePatch]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Of the file, computed on first use (for provenance manifests)."""
+        return file_sha256(self.path)
 
     def describe(self) -> str:
         low_rank = sum(p.up is not None for p in self.patches.values())
@@ -96,7 +106,7 @@ def read_lora(path, dit: nn.Module, device="cpu") -> Lora:
             f"it changes are not in the model ({unplaced[:3]}) and {len(stray)} keys are not LoRA weights "
             f"({stray[:3]}); expected "
             "a LoRA trained for Wan 2.1/2.2 (the same family as the loaded model).")
-    return Lora(path.name, patches)
+    return Lora(path, patches)
 
 
 def _split_keys(tensors: dict) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:

@@ -105,8 +105,10 @@ class SpacetimeSaveVideo:
              extra_pnginfo=None):
         signing = None
         if sign_c2pa:
-            signing = Signing.for_model(model, conditioning if include_prompt_in_manifest else None,
-                                        c2pa_cert, c2pa_key)
+            recorded = None
+            if include_prompt_in_manifest and conditioning is not None:
+                recorded = "\n".join(conditioning.prompts)
+            signing = Signing.for_model(model, recorded, c2pa_cert, c2pa_key)
         path = safe_output_path(filename_prefix, "mp4")
         save_video(path, images, fps, crf, watermark, watermark_text, workflow_metadata(prompt, extra_pnginfo), signing)
         return {"ui": {"images": [saved_result(path)], "animated": (True,)}, "result": (str(path),)}
@@ -120,15 +122,17 @@ class Signing:
     prompt: str | None = None
     cert: str | None = None
     key: str | None = None
+    loras: tuple[tuple[str, str, float], ...] = ()  # (file name, sha256, strength)
 
     @classmethod
-    def for_model(cls, model, conditioning=None, cert: str = "", key: str = "") -> "Signing":
-        """The first file of the model (the high-noise expert of an A14B pair) names it in the manifest."""
+    def for_model(cls, model, prompt: str | None = None, cert: str = "", key: str = "") -> "Signing":
+        """The first file of the model (the high-noise expert of an A14B pair) names it in the manifest, with the
+        LoRAs it ran with; `prompt` is recorded when given."""
         if model is None:
             raise SpacetimeError("sign_c2pa is on but no model is connected; the manifest names the model that "
                                  "made the video: connect the model to Save Video, or turn sign_c2pa off")
-        prompt = None if conditioning is None else "\n".join(conditioning.prompts)
-        return cls(model.file_names[0], model.sha256[0], prompt, cert.strip() or None, key.strip() or None)
+        loras = tuple((lora.name, lora.sha256, strength) for lora, strength, _ in model.loras)
+        return cls(model.file_names[0], model.sha256[0], prompt, cert.strip() or None, key.strip() or None, loras)
 
 
 def save_video(path: Path, images: torch.Tensor, fps: float, crf: int = DEFAULT_CRF, watermark: str = "none",
@@ -143,7 +147,8 @@ def save_video(path: Path, images: torch.Tensor, fps: float, crf: int = DEFAULT_
         images = embed_invisible_watermark(images, INVISIBLE_PAYLOAD)
     write_mp4(path, images, fps, crf, metadata)
     if signing is not None:
-        sign_video(path, path, signing.model_name, signing.model_sha256, signing.prompt, signing.cert, signing.key)
+        sign_video(path, path, signing.model_name, signing.model_sha256, signing.prompt, signing.cert, signing.key,
+                   loras=signing.loras)
     return path
 
 

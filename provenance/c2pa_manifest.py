@@ -88,19 +88,22 @@ def _certificate(subject, issuer, public_key, signing_key, is_ca: bool) -> x509.
 
 def sign_video(src_mp4: str | Path, dst_mp4: str | Path, model_name: str, model_sha256: str,
                prompt: str | None = None, cert: str | Path | None = None, key: str | Path | None = None,
-               config_dir: str | Path | None = None) -> Path:
+               config_dir: str | Path | None = None, loras=()) -> Path:
     """Write dst_mp4 = src_mp4 with an embedded C2PA manifest; the prompt is recorded only when given (opt-in).
+
+    `loras`: (file name, sha256, strength) of each LoRA the model ran with, recorded beside the model.
 
     cert is a PEM chain (leaf first, no root needed) and key its PEM private key; with neither, the local
     identity from `ensure_local_identity(config_dir)` signs and viewers will report the signer as untrusted.
     """
     src, dst = Path(src_mp4), Path(dst_mp4)
     _require_mp4(src)
-    if not _is_sha256_hex(model_sha256):
-        raise SpacetimeError(f"model_sha256 {model_sha256!r} is not a sha256 hex digest; expected 64 hex "
-                             "characters; compute it with provenance.file_sha256(model_path)")
+    for digest in (model_sha256, *(lora[1] for lora in loras)):
+        if not _is_sha256_hex(digest):
+            raise SpacetimeError(f"model_sha256 {digest!r} is not a sha256 hex digest; expected 64 hex "
+                                 "characters; compute it with provenance.file_sha256(model_path)")
     signer = _signer(*_signing_files(cert, key, config_dir))
-    builder = c2pa.Builder(_manifest(dst.name, model_name, model_sha256.lower(), prompt))
+    builder = c2pa.Builder(_manifest(dst.name, model_name, model_sha256.lower(), prompt, loras))
     dst.parent.mkdir(parents=True, exist_ok=True)
     # Write beside dst and rename: signing in place (dst == src) must not truncate the source being read.
     partial = dst.with_name(dst.name + ".signing")
@@ -124,8 +127,11 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _manifest(title: str, model_name: str, model_sha256: str, prompt: str | None) -> dict:
+def _manifest(title: str, model_name: str, model_sha256: str, prompt: str | None, loras=()) -> dict:
     generation = {"model": {"name": model_name, "sha256": model_sha256}}
+    if loras:
+        generation["loras"] = [{"name": name, "sha256": digest.lower(), "strength": strength}
+                               for name, digest, strength in loras]
     if prompt is not None:
         generation["prompt"] = prompt
     created = {"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
@@ -281,6 +287,8 @@ def _summary_lines(manifest: dict, generation: dict) -> list[str]:
     lines += [f"  action: {a.get('action')} ({a.get('digitalSourceType', 'no source type')})" for a in actions]
     if "model" in generation:
         lines.append(f"  model: {generation['model']['name']} sha256={generation['model']['sha256']}")
+    lines += [f"  LoRA: {lora['name']} at {lora['strength']:g} sha256={lora['sha256']}"
+              for lora in generation.get("loras", [])]
     lines.append(f"  prompt: {generation['prompt']}" if "prompt" in generation else "  prompt: not recorded")
     lines.append(f"  signed by: {signer.get('common_name')} (issuer {signer.get('issuer')}, {signer.get('alg')})")
     return lines

@@ -1,5 +1,6 @@
 """LoRAs on the DiT: applied at run time, each layout equals its weights merged by hand; the model stays as it was."""
 import dataclasses
+import hashlib
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from comfyui_spacetime.core.fp8 import Linear, dequantize, is_fp8
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.lora import LoraDiT
 from comfyui_spacetime.nodes.loaders import SpacetimeLoadLoRA
+from comfyui_spacetime.nodes.video_io import Signing
 from tests.tiny_dit import save_dit, tiny_dit, tiny_inputs
 from tests.tiny_lora import ALPHA, LAYOUTS, RANK, lora_tensors, write_lora
 
@@ -134,6 +136,14 @@ def test_a_model_file_in_the_lora_loader_is_named(tmp_path, base):
     dit, model, _ = base
     with pytest.raises(SpacetimeError, match="a Wan diffusion model.*not a LoRA"):
         model.with_lora(save_dit(tmp_path / "another_dit.safetensors", dit))
+
+
+def test_the_c2pa_signing_names_the_loras_and_their_hashes(tmp_path, base):
+    dit, model, parts = base
+    path = write_lora(tmp_path / "style.safetensors", parts)
+    signing = Signing.for_model(model.with_lora(path, 0.6), prompt="a fox")
+    assert signing.loras == (("style.safetensors", hashlib.sha256(path.read_bytes()).hexdigest(), 0.6),)
+    assert signing.prompt == "a fox" and Signing.for_model(model).loras == ()
 
 
 def test_the_node_lists_the_loras_folder_and_applies_the_file(pack_dirs, base):

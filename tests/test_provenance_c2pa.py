@@ -58,6 +58,19 @@ def test_prompt_is_recorded_only_when_given(identity, video, tmp_path):
     assert "prompt: not recorded" in report.text()
 
 
+def test_loras_are_recorded_beside_the_model(identity, video, tmp_path):
+    loras = (("style.safetensors", "ab" * 32, 0.8),)
+    dst = cm.sign_video(video, tmp_path / "l.mp4", "m.safetensors", SHA, cert=identity[0], key=identity[1],
+                        loras=loras)
+    report = cm.read_provenance(dst)
+    assert report.valid and report.generation()["loras"] == [{"name": "style.safetensors", "sha256": "ab" * 32,
+                                                              "strength": 0.8}]
+    assert f"LoRA: style.safetensors at 0.8 sha256={'ab' * 32}" in report.text()
+    with pytest.raises(SpacetimeError, match="not a sha256"):
+        cm.sign_video(video, tmp_path / "x.mp4", "m", SHA, cert=identity[0], key=identity[1],
+                      loras=(("style.safetensors", "12", 1.0),))
+
+
 def test_local_identity_is_made_once_and_signs_by_default(video, tmp_path):
     chain, key = cm.ensure_local_identity(tmp_path)
     assert cm.ensure_local_identity(tmp_path) == (chain, key)
