@@ -113,14 +113,14 @@ DIT_PRESETS: dict[str, DiTConfig] = {c.variant: c for c in (
                               width=1280, height=720)),
     DiTConfig("wan2.2-i2v-a14b", 36, 16, **_BIG,
               sampling=_wan21(shift=5.0, steps=40, cfg=3.5, cfg_low_noise=3.5, boundary=0.9, width=1280, height=720)),
-    DiTConfig("wan2.1-vace-1.3b", 16, 16, **_SMALL, vace_layers=tuple(range(0, 30, 2)), sampling=_wan21()),
+    # Wan's generate.py: VACE and FLF2V sample at shift 16; I2V 40 steps at shift 5 (3 at 480p)
+    DiTConfig("wan2.1-vace-1.3b", 16, 16, **_SMALL, vace_layers=tuple(range(0, 30, 2)), sampling=_wan21(shift=16.0)),
     DiTConfig("wan2.1-vace-14b", 16, 16, **_BIG, vace_layers=tuple(range(0, 40, 5)),
-              sampling=_wan21(width=1280, height=720)),
-    # Wan's generate.py: image models sample 40 steps at shift 5 (it suggests 3 at 480p)
+              sampling=_wan21(shift=16.0, width=1280, height=720)),
     DiTConfig("wan2.1-i2v-14b", 36, 16, **_BIG, has_image_embedding=True,
               sampling=_wan21(shift=5.0, steps=40, width=1280, height=720)),
     DiTConfig("wan2.1-flf2v-14b", 36, 16, **_BIG, has_image_embedding=True, flf_pos_len=514,
-              sampling=_wan21(shift=5.0, steps=40, width=1280, height=720)),
+              sampling=_wan21(shift=16.0, width=1280, height=720)),
 )}
 
 # a single file of an A14B expert looks like its 2.1 sibling; a high/low-noise pair is the 2.2 model

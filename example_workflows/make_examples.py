@@ -331,7 +331,7 @@ WAN21_T2V = Model("wan2.1_t2v_1.3B", "Wan 2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.s
                   download="wan2.1-t2v-1.3b")
 WAN21_VACE = Model("wan2.1_vace_1.3B", "Wan 2.1 VACE 1.3B", "wan2.1_vace_1.3B_fp16.safetensors", UMT5,
                    "wan_2.1_vae.safetensors", width=832, height=480, frames=81, fps=16, steps=30, cfg=6.0,
-                   shift=8.0, download="wan2.1-vace-1.3b")
+                   shift=16.0, download="wan2.1-vace-1.3b")
 WAN22_TI2V = Model("wan2.2_ti2v_5B", "Wan 2.2 TI2V 5B", "wan2.2_ti2v_5B_fp16.safetensors", UMT5,
                    "wan2.2_vae.safetensors", width=1280, height=704, frames=121, fps=24, steps=30, cfg=5.0,
                    shift=5.0, download="wan2.2-ti2v-5b")
@@ -346,6 +346,9 @@ WAN22_I2V_A14B = Model("wan2.2_i2v_A14B", "Wan 2.2 I2V A14B", "wan2.2_i2v_high_n
 WAN21_I2V = Model("wan2.1_i2v_480p_14B", "Wan 2.1 I2V 14B 480p", "wan2.1_i2v_480p_14B_fp8_scaled.safetensors", UMT5,
                   "wan_2.1_vae.safetensors", width=832, height=480, frames=81, fps=16, steps=40, cfg=5.0, shift=3.0,
                   clip_vision="clip_vision_h.safetensors", download="wan2.1-i2v-14b-480p")
+WAN21_FLF2V = Model("wan2.1_flf2v_720p_14B", "Wan 2.1 FLF2V 14B 720p", "wan2.1_flf2v_720p_14B_fp8_e4m3fn.safetensors",
+                    UMT5, "wan_2.1_vae.safetensors", width=1280, height=720, frames=81, fps=16, steps=50, cfg=5.0,
+                    shift=16.0, clip_vision="clip_vision_h.safetensors", download="wan2.1-flf2v-14b")
 
 
 # ---- notes ----------------------------------------------------------------------------------------------------
@@ -374,6 +377,13 @@ def load_models(g: Graph, m: Model):
     text_encoder = g.add("SpacetimeLoadTextEncoder", 1, group="Models", text_encoder_name=m.text_encoder)
     vae = g.add("SpacetimeLoadVAE", 1, group="Models", vae_name=m.vae)
     return model, text_encoder, vae
+
+
+def clip_vision_loader(g: Graph, m: Model) -> Out | None:
+    """The CLIP-vision encoder for the models that read their keyframes through it (Wan 2.1 I2V / FLF2V)."""
+    if not m.clip_vision:
+        return None
+    return g.add("SpacetimeLoadCLIPVision", 1, group="Models", clip_vision_name=m.clip_vision)["clip_vision"]
 
 
 def encode(g: Graph, text_encoder: Node, prompt: str, row: int, group: str, negative=NEGATIVE) -> Node:
@@ -439,11 +449,8 @@ def image_to_video(m: Model, prompt: str) -> Graph:
         picture = text_to_clip(g, m, models, "a yellow square on a purple background", 0, "1. Start image",
                                frames=1, seed=7)["images"]
     group = "2. Animate it"
-    clip_vision = None
-    if m.clip_vision:
-        clip_vision = g.add("SpacetimeLoadCLIPVision", 1, group="Models",
-                            clip_vision_name=m.clip_vision)["clip_vision"]
-    start = g.add("SpacetimeImageToVideo", 2, 1, group, vae=vae["vae"], start_image=picture, clip_vision=clip_vision)
+    start = g.add("SpacetimeImageToVideo", 2, 1, group, vae=vae["vae"], start_image=picture,
+                  clip_vision=clip_vision_loader(g, m))
     conditioning = encode(g, text_encoder, prompt, 1, group)
     latent = empty_latent(g, m, vae, 1, group)
     images = sample_and_decode(g, m, model, vae, conditioning, latent["latent"], 1, group, start["keyframes"])
@@ -496,7 +503,7 @@ def infill(m: Model, prompt: str, frame_indices: str, length: int) -> Graph:
                                        "1. Keyframes", frames=5, seed=3)["images"]
     group = "2. Fill in between"
     keyframes = g.add("SpacetimeInfillFrames", 2, 1, group, vae=vae["vae"], images=keyframe_images,
-                      frame_indices=frame_indices, length=length, fps=m.fps)
+                      frame_indices=frame_indices, length=length, fps=m.fps, clip_vision=clip_vision_loader(g, m))
     conditioning = encode(g, text_encoder, prompt, 1, group)
     latent = empty_latent(g, m, vae, 1, group, frames=length)
     images = sample_and_decode(g, m, model, vae, conditioning, latent["latent"], 1, group, keyframes["keyframes"])
@@ -564,6 +571,7 @@ def all_graphs() -> list[Graph]:
         extend(WAN21_VACE, "forward", "the scene continues naturally, same camera motion", 5.0, 16),
         extend(WAN21_VACE, "backward", "the scene leading up to this moment, same camera motion", 5.0, 16),
         infill(WAN21_VACE, "a smooth, natural transition between the two moments", "0,80", 81),
+        infill(WAN21_FLF2V, "a smooth, natural transition between the two moments", "0,-1", 81),
         minute_long(WAN21_VACE, real_shots),
         save_with_provenance(WAN22_TI2V, scene),
     ]
