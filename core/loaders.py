@@ -167,10 +167,7 @@ class SpacetimeModel:
 
     def describe(self) -> str:
         experts = " (high + low noise experts)" if self.low_noise is not None else ""
-        loras = "".join(f"; LoRA {lora.describe()} at {strength:g}" + (f" ({expert})" if expert != "both" else "")
-                        for lora, strength, expert in self.loras)
-        return (f"{self.config.variant}{experts}: {self.mechanism} conditioning, files "
-                f"{', '.join(self.file_names)}{loras}")
+        return f"{self.config.variant}{experts}: {self.mechanism} conditioning, files {', '.join(self.file_names)}"
 
 
 def load_model(path, low_noise_path=None, dtype: torch.dtype | None = torch.float32, device="cpu",

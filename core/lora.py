@@ -57,9 +57,11 @@ class ModulePatch:
 
 @dataclass(frozen=True)
 class Lora:
-    """A LoRA file read against one DiT's module names: {module name: patch}."""
+    """A LoRA file read against one DiT's module names: {module name: patch}; `skipped`: the file's layers the
+    DiT does not have (e.g. a Wan 2.1 I2V LoRA's image cross-attention on a Wan 2.2 I2V expert)."""
     path: Path
     patches: dict[str, ModulePatch]
+    skipped: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -73,7 +75,10 @@ class Lora:
     def describe(self) -> str:
         low_rank = sum(p.up is not None for p in self.patches.values())
         diffs = sum(len(p.diffs) for p in self.patches.values())
-        return f"{self.name}: {low_rank} low-rank layers" + (f", {diffs} whole differences" if diffs else "")
+        text = f"{self.name}: {low_rank} low-rank layers" + (f", {diffs} whole differences" if diffs else "")
+        if self.skipped:
+            text += f"; {len(self.skipped)} layers this model does not have skipped ({', '.join(self.skipped[:3])}, ...)"
+        return text
 
 
 def read_lora(path, dit: nn.Module, device="cpu") -> Lora:
@@ -100,13 +105,12 @@ def read_lora(path, dit: nn.Module, device="cpu") -> Lora:
             unplaced.append(target)
             continue
         patches[module] = _patch(module, found, names, path)
-    if unplaced or stray:
+    if not patches or stray:  # some absent layers are normal across Wan variants (ComfyUI skips them too)
         raise SpacetimeError(
             f"{path.name} does not fit this {dit.config.variant} model: {len(unplaced)} of the {len(parts)} layers "
             f"it changes are not in the model ({unplaced[:3]}) and {len(stray)} keys are not LoRA weights "
-            f"({stray[:3]}); expected "
-            "a LoRA trained for Wan 2.1/2.2 (the same family as the loaded model).")
-    return Lora(path, patches)
+            f"({stray[:3]}); expected a LoRA trained for Wan 2.1/2.2 (the same family as the loaded model).")
+    return Lora(path, patches, tuple(sorted(unplaced)))
 
 
 def _split_keys(tensors: dict) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:

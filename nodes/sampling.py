@@ -93,8 +93,11 @@ def _first_frame_first(model, frame_order: str) -> bool:
 
 
 def _request_notes(model, conditioning, latent_raw) -> list[str]:
-    """How Text Encode reworded the prompts, and for spacetime-mini what in the request its world never showed it."""
-    notes = [f"prompt read as {used!r} (typed: {typed!r})" for typed, used in conditioning.recaptioned]
+    """The LoRAs the model ran with, how Text Encode reworded the prompts, and for spacetime-mini what in the request
+    its world never showed it."""
+    notes = [f"LoRA {lora.describe()} at strength {strength:g}" + ("" if expert == "both" else f" ({expert} expert)")
+             for lora, strength, expert in model.loras]
+    notes += [f"prompt read as {used!r} (typed: {typed!r})" for typed, used in conditioning.recaptioned]
     if model.config.variant == "spacetime-mini":
         height, width = (8 * n for n in latent_raw.shape[-2:])  # its VAE has Wan 2.1's layout: 8x8 pixels a latent
         notes.append(unfamiliar_request(conditioning.prompts, width, height))

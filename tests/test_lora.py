@@ -11,7 +11,9 @@ from comfyui_spacetime.core.errors import SpacetimeError
 from comfyui_spacetime.core.fp8 import Linear, dequantize, is_fp8
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.lora import LoraDiT
+from comfyui_spacetime.sampler import TextConditioning
 from comfyui_spacetime.nodes.loaders import SpacetimeLoadLoRA
+from comfyui_spacetime.nodes.sampling import _request_notes
 from comfyui_spacetime.nodes.video_io import Signing
 from tests.tiny_dit import save_dit, tiny_dit, tiny_inputs
 from tests.tiny_lora import ALPHA, LAYOUTS, RANK, lora_tensors, write_lora
@@ -80,7 +82,8 @@ def test_two_loras_stack(tmp_path, base):
     inputs = tiny_inputs(dit)
     reference = run(merged(merged(dit, parts, 0.7), other, 0.4), inputs)
     assert (run(stacked.expert(0.5), inputs) - reference).abs().max() <= 1e-4 * reference.abs().max()
-    assert "a.safetensors" in stacked.describe() and "b.safetensors" in stacked.describe()
+    assert [(lora.name, strength) for lora, strength, _ in stacked.loras] == [("a.safetensors", 0.7),
+                                                                            ("b.safetensors", 0.4)]
 
 
 def test_fp8_weights_stay_fp8_under_a_low_rank_lora(tmp_path):
@@ -130,6 +133,19 @@ def test_a_lora_that_does_not_fit_is_refused_with_the_reason(tmp_path, base, key
     save_file(keys, str(tmp_path / "bad.safetensors"))
     with pytest.raises(SpacetimeError, match=message):
         model.with_lora(tmp_path / "bad.safetensors")
+
+
+def test_layers_the_model_lacks_are_skipped_and_named_in_the_samplers_info(tmp_path, base):
+    """A Wan 2.1 I2V LoRA also changes the image cross-attention, which T2V models and Wan 2.2's experts lack."""
+    dit, model, parts = base
+    extra = {"blocks.0.cross_attn.k_img": {"up": torch.zeros(256, RANK), "down": torch.zeros(RANK, 1280)}}
+    with_lora = model.with_lora(write_lora(tmp_path / "i2v_style.safetensors", parts | extra), 0.5)
+    inputs = tiny_inputs(dit)
+    reference = run(merged(dit, parts, 0.5), inputs)
+    assert (run(with_lora.expert(0.5), inputs) - reference).abs().max() <= 1e-4 * reference.abs().max()
+    [note] = _request_notes(with_lora, TextConditioning([(0.0, torch.zeros(1, 3, 64), "a fox")]), torch.zeros(1))
+    assert note.startswith("LoRA i2v_style.safetensors: 5 low-rank layers") and "at strength 0.5" in note
+    assert "1 layers this model does not have skipped (blocks.0.cross_attn.k_img" in note
 
 
 def test_a_model_file_in_the_lora_loader_is_named(tmp_path, base):
