@@ -165,10 +165,6 @@ class SpacetimeModel:
         lora = read_lora(path, self.dit, device=self.dit.patch_embedding.weight.device)  # block swap keeps it there
         return replace(self, loras=self.loras + ((lora, strength, expert),))
 
-    def describe(self) -> str:
-        experts = " (high + low noise experts)" if self.low_noise is not None else ""
-        return f"{self.config.variant}{experts}: {self.mechanism} conditioning, files {', '.join(self.file_names)}"
-
 
 def load_model(path, low_noise_path=None, dtype: torch.dtype | None = torch.float32, device="cpu",
                attention: str = "sdpa", block_swap: int = 0) -> SpacetimeModel:
