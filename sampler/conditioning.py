@@ -18,7 +18,8 @@ from ..core.errors import SpacetimeError
 RESIZE_POLICY = ("a keyframe image of another size is centre-cropped to the video's aspect ratio, then resized "
                  "(bilinear, antialiased) to the video's size")
 FRAME_POLICY = ("frame indices are pixel frames (negative counts from the end); a keyframe pins its whole latent "
-                "frame of 4 pixel frames (4j-3..4j), so two keyframes must be at least one latent frame apart")
+                "frame of 4 pixel frames (4j-3..4j; channel-concat models such as Wan 2.1 I2V / FLF2V take just its "
+                "own frame), so two keyframes must be at least one latent frame apart")
 GRAY = 0.5  # unknown frames in channel-concat and VACE control videos, as the reference pipelines fill them
 
 
@@ -171,6 +172,17 @@ class Keyframes:
             images.append(placed[-1][1].pixels[-1:])
         return torch.cat([self.clip_vision.encode(image) for image in images])  # images may differ in size
 
+    def pixel_strengths(self, latent_frames: int) -> torch.Tensor:
+        """[4, T]: per latent frame, the strength of the keyframe giving each of its 4 pixel frames (0 where none),
+        the mask channel-concat models take; latent frame 0 holds pixel frame 0 alone, in all 4 of its slots."""
+        out = torch.zeros(4, latent_frames)
+        for start, item in self.placed(pixel_count(latent_frames)):
+            for pixel in range(start, start + item.pixels.shape[0]):
+                latent = latent_frame_of(pixel)
+                slots = slice(None) if latent == 0 else pixel - pixel_span(latent).start
+                out[slots, latent] = item.strength
+        return out
+
     def strengths(self, latent_frames: int) -> torch.Tensor:
         """Per latent frame: the strength of the keyframe pinning it, 0 where none does. [T] float32."""
         out = torch.zeros(latent_frames)
@@ -182,7 +194,9 @@ class Keyframes:
         """Normalized latents [1, C, T', H, W] of the video holding the keyframes, T' up to the last pinned frame.
 
         `fill` says what the unknown pixel frames of that video are: "held" (the last known frame before them,
-        so that causal latents of a known prefix are exact) or "gray" (as channel-concat and VACE models expect).
+        so that causal latents of a known prefix are exact), "gray" except in a pinned latent frame, which shows its
+        keyframe throughout (VACE), or "exact": gray wherever no frame is given (channel concat, as Wan's reference
+        builds its image video: a last frame alone in its latent frame is [gray, gray, gray, last]).
         """
         t, h, w = shape
         stride = self.vae.config.compression
@@ -204,6 +218,8 @@ class Keyframes:
 
 def _frame_sources(given: list[int], latent_frames: int, fill: str) -> list[int | None]:
     """For each pixel frame, which given frame it shows (None = gray)."""
+    if fill == "exact":
+        return [p if p in given else None for p in range(pixel_count(latent_frames))]
     sources, last_known = [], None
     for j in range(latent_frames):
         inside = [p for p in given if p in pixel_span(j)]

@@ -9,9 +9,11 @@ sees them while it generates the others:
 - per_token (Wan 2.2 TI2V 5B, spacetime-mini): active frames enter clean with timestep 0 and leave as given;
 - renoise (plain T2V): active frames enter re-noised to the current sigma with the window's own noise,
   x_t = sigma*noise + (1-sigma)*x0_known, and leave as given;
-- concat (Wan 2.2 I2V A14B, Wan 2.1 I2V / FLF2V): input [x 16 | mask 4 | image latent 16], mask 1 on active
-  frames, the image latent holds the known frames and the latent of gray elsewhere; Wan 2.1's also cross-attend
-  to the CLIP-vision tokens of the first (and last) known frame, with and without the prompt alike;
+- concat (Wan 2.2 I2V A14B, Wan 2.1 I2V / FLF2V): input [x 16 | mask 4 | image latent 16]; the mask has one
+  channel per pixel frame of a latent frame, 1 where that frame is given, and the image latent encodes the given
+  pixel frames with gray between them, as Wan's reference builds them (a last frame alone in its latent frame
+  is [gray, gray, gray, last], mask 0 0 0 1; only latent frames given whole are kept as given). Wan 2.1's also
+  cross-attend to the CLIP-vision tokens of the first (and last) known frame, with and without the prompt alike;
 - vace (Wan 2.1 VACE): vace_context [inactive 16 | reactive 16 | mask 64]: inactive holds the known frames,
   reactive the latent of gray, mask 0 on active frames and 1 elsewhere.
 """
@@ -75,6 +77,7 @@ class WindowInputs:
     context: torch.Tensor  # [1, L, D]
     negative: torch.Tensor | None  # [1, L', D]; None when cfg == 1
     image_tokens: torch.Tensor | None = None  # [1 or 2, 257, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
+    slots: torch.Tensor | None = None  # [4, t] channel concat: strength of each latent frame's 4 pixel frames
 
     def active(self, sigma: float) -> torch.Tensor:
         """[T] bool: known frames that are pinned at noise level `sigma`."""
@@ -113,11 +116,13 @@ class Denoiser:
         if inputs.mechanism == "renoise":
             renoised = sigma * inputs.noise + (1 - sigma) * inputs.known
             return torch.where(pinned, renoised, x), t, {}
-        image = torch.where(pinned, inputs.known, inputs.gray).expand(batch, -1, -1, -1, -1)
         if inputs.mechanism == "concat":
-            mask = pinned.float().expand(batch, CONCAT_MASK_CHANNELS, -1, *x.shape[3:])
+            given = inputs.slots > 1 - sigma  # [4, T]: the pixel frames of each latent frame given at this sigma
+            image = torch.where(_frames(given.any(0)), inputs.known, inputs.gray).expand(batch, -1, -1, -1, -1)
+            mask = given.float()[None, :, :, None, None].expand(batch, -1, -1, *x.shape[3:])
             extra = {} if inputs.image_tokens is None else {"clip_fea": inputs.image_tokens.repeat(batch, 1, 1)}
             return torch.cat([x, mask, image], dim=1), t, extra  # [B, C + 4 + C, T, H, W]
+        image = torch.where(pinned, inputs.known, inputs.gray).expand(batch, -1, -1, -1, -1)
         mask = (~pinned).float().expand(batch, VACE_MASK_CHANNELS, -1, *x.shape[3:])
         reactive = inputs.gray.expand(batch, -1, -1, -1, -1)
         return x, t, {"vace_context": torch.cat([image, reactive, mask], dim=1)}  # [B, 2C + 64, T, H, W]

@@ -112,11 +112,17 @@ class Timeline:
     source: torch.Tensor  # the input latent, partially kept when denoise < 1
     gray: torch.Tensor | None  # [1, C, T, H, W] latent of an all-gray video (concat / VACE)
     image_tokens: torch.Tensor | None = None  # [1 or 2, L, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
+    slots: torch.Tensor | None = None  # [4, T] channel concat: strength of each latent frame's 4 pixel frames
 
     def window_strength(self, window: Window) -> torch.Tensor:
         """[t] strength inside a window: generated frames and anchors are pinned fully."""
         index = torch.tensor(window.frames)
         return torch.where(self.done[index], torch.ones(()), self.strength[index])
+
+    def window_slots(self, window: Window) -> torch.Tensor:
+        """[4, t] pixel-frame strengths inside a window (channel concat): generated frames are given whole."""
+        index = torch.tensor(window.frames)
+        return torch.where(self.done[index], torch.ones(()), self.slots[:, index])
 
     def take(self, tensor: torch.Tensor, window: Window) -> torch.Tensor:
         return tensor[:, :, list(window.frames)]  # [., C, t, H, W]

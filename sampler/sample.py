@@ -132,14 +132,18 @@ def _timeline(latent_raw, keyframes, vae, mechanism, seed, stats) -> Timeline:
     generator = torch.Generator("cpu").manual_seed(seed)
     noise = torch.randn(source.shape, generator=generator)  # on the CPU, so a seed gives one video everywhere
     strength, known = torch.zeros(frames), torch.zeros_like(source)
+    slots = torch.zeros(4, frames) if mechanism == "concat" else None
     if keyframes is not None and keyframes.items:
         keyframes.check_length(pixel_count(frames))
         strength = keyframes.strengths(frames)
-        fill = "gray" if mechanism in ("concat", "vace") else "held"
+        if mechanism == "concat":  # a latent frame is kept as given only when all its pixel frames are
+            slots = keyframes.pixel_strengths(frames)
+            strength = slots.amin(0)
+        fill = {"concat": "exact", "vace": "gray"}.get(mechanism, "held")
         encoded = keyframes.latents((frames, height, width), fill)  # [1, C, T', H, W]
         known[:, :, :encoded.shape[2]] = encoded
     gray = _gray_latent(vae, (frames, height, width)) if mechanism in ("concat", "vace") else None
-    return Timeline(known, strength, strength >= 1, noise, source, gray)
+    return Timeline(known, strength, strength >= 1, noise, source, gray, slots=slots)
 
 
 def _image_tokens(config, keyframes, latent_frames: int) -> torch.Tensor | None:
@@ -172,6 +176,7 @@ def _window_inputs(timeline: Timeline, window, mechanism, context, negative, dev
         noise=take(timeline.noise, window).to(device),
         gray=take(timeline.gray, window).to(device) if timeline.gray is not None else None,
         image_tokens=timeline.image_tokens.to(device) if timeline.image_tokens is not None else None,
+        slots=timeline.window_slots(window).to(device) if timeline.slots is not None else None,
         context=context.to(device),
         negative=negative.to(device) if negative is not None else None,
     )

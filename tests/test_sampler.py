@@ -200,3 +200,19 @@ def test_image_to_video_through_a_real_wan_vae():
     out = sample(model, torch.zeros(LATENT), prompt(0.1), keyframes=keyframes, steps=2, cfg=1).latent
     expected = vae.encode(image.permute(3, 0, 1, 2)[None] * 2 - 1)  # [1, 16, 1, 2, 2]
     torch.testing.assert_close(out[:, :, :1], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_channel_concat_takes_a_last_frame_as_wans_reference_does():
+    """First and last frame on a concat model (Wan 2.1 FLF2V, Wan 2.2 I2V): the last latent frame's image video is
+    [gray, gray, gray, last] with mask 0 0 0 1, and it is generated, not kept as given."""
+    vae, model = PoolingVAE(), oracle_model("i2v")
+    images = torch.rand(2, 16, 16, 3)
+    keyframes = Keyframes.from_images(vae, images, [0, -1])
+    assert keyframes.pixel_strengths(3).tolist() == [[1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 1]]
+    out = sample(model, torch.zeros(LATENT), prompt(0.3), keyframes=keyframes, steps=2, cfg=1).latent
+    video = next(v for v in vae.videos if v.shape[2] == 9 and v.abs().sum() > 0)  # the keyframes' image video
+    assert torch.equal(video[0, :, 8], images[1].permute(2, 0, 1) * 2 - 1) and (video[0, :, 1:8] == 0).all()
+    call = model.dit.calls[-1]
+    assert call.x[0, 16:20, :, 0, 0].T.tolist() == [[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 1]]
+    assert torch.allclose(out[:, :, 2], torch.full_like(out[:, :, 2], 0.3))  # generated (the oracle's answer)
+    assert torch.equal(out[:, :, 0], vae.encode(images[:1].permute(3, 0, 1, 2)[None] * 2 - 1)[:, :, 0])

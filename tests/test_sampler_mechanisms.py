@@ -17,6 +17,7 @@ def inputs(mechanism, strength=(1.0, 0.0, 0.0, 0.5), cfg=1.0):
         known=torch.randn(1, C, T, H, W, generator=g),
         noise=torch.randn(B, C, T, H, W, generator=g),
         gray=torch.randn(1, C, T, H, W, generator=g) if mechanism in ("concat", "vace") else None,
+        slots=torch.tensor(strength).expand(4, -1) if mechanism == "concat" else None,
         context=torch.full((1, 3, 64), 1.0),
         negative=None if cfg == 1 else torch.full((1, 5, 64), -1.0),
     )
