@@ -1,6 +1,7 @@
 """The pack's nodes, one file per feature; this module only collects them for ComfyUI."""
 from . import provenance
-from .conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
+from .conditioning import (SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames,
+                           SpacetimeSubjectReference)
 from .download import SpacetimeDownloadModel
 from .latent import SpacetimeEmptyLatentVideo
 from .loaders import (SpacetimeLoadCLIPVision, SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder,
@@ -12,9 +13,9 @@ from .video_io import SpacetimeLoadVideo, SpacetimeSaveVideo
 
 NODES = (
     SpacetimeLoadDiffusionModel, SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE, SpacetimeLoadCLIPVision,
-    SpacetimeTextEncode,
-    SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo, SpacetimeInfillFrames,
-    SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo, SpacetimeSaveVideo, SpacetimeDownloadModel,
+    SpacetimeTextEncode, SpacetimeEmptyLatentVideo, SpacetimeSampler, SpacetimeImageToVideo, SpacetimeExtendVideo,
+    SpacetimeInfillFrames, SpacetimeSubjectReference, SpacetimeVAEEncode, SpacetimeVAEDecode, SpacetimeLoadVideo,
+    SpacetimeSaveVideo, SpacetimeDownloadModel,
 )
 NODE_CLASS_MAPPINGS = {node.__name__: node for node in NODES} | provenance.NODE_CLASS_MAPPINGS
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -29,6 +30,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "SpacetimeImageToVideo": "Spacetime Image to Video",
     "SpacetimeExtendVideo": "Spacetime Extend Video",
     "SpacetimeInfillFrames": "Spacetime Infill Frames",
+    "SpacetimeSubjectReference": "Spacetime Subject Reference",
     "SpacetimeVAEEncode": "Spacetime VAE Encode",
     "SpacetimeVAEDecode": "Spacetime VAE Decode",
     "SpacetimeLoadVideo": "Spacetime Load Video",

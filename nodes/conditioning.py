@@ -110,6 +110,34 @@ class SpacetimeInfillFrames:
                                       length=length, clip_vision=clip_vision),)
 
 
+class SpacetimeSubjectReference:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "vae": ("SPACETIME_VAE", {"tooltip": "The VAE of the model (encodes the references)."}),
+                "images": ("IMAGE", {"tooltip": "The subject (a character, an object, a product) on a plain "
+                                                "background; each image of the batch is one reference. "
+                                                "Centre-cropped to the video's aspect, then resized."}),
+            },
+            "optional": {
+                "keyframes": ("SPACETIME_KEYFRAMES", {"tooltip": "Keyframes to add the references to (from Image to "
+                                                                 "Video, Infill Frames or Extend Video)."}),
+            },
+        }
+
+    RETURN_TYPES = ("SPACETIME_KEYFRAMES",)
+    RETURN_NAMES = ("keyframes",)
+    FUNCTION = "build"
+    CATEGORY = "Spacetime/conditioning"
+    DESCRIPTION = ("Wan 2.1 VACE models only: the subject in these images is shown to the model beside every "
+                   "window, not as a frame of the video, so it keeps its look across a long video's windows and "
+                   "shots. Other models refuse it with a message.")
+
+    def build(self, vae, images, keyframes=None):
+        return ((keyframes or Keyframes((), vae)).with_references(images),)
+
+
 def parse_indices(text: str) -> list[int]:
     """'0, 16,-1' -> [0, 16, -1]."""
     try:

@@ -45,6 +45,17 @@ def pixel_span(latent: int) -> range:
 
 # ------------------------------------------------------------------ keyframes
 
+def check_images(p, what: str) -> None:
+    """Raise unless `p` is a ComfyUI IMAGE batch [n, H, W, 3] in 0..1 with at least one image."""
+    if not isinstance(p, torch.Tensor) or p.dim() != 4 or p.shape[-1] != 3 or p.shape[0] < 1:
+        shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
+        raise SpacetimeError(f"a {what} image has shape {shape}; expected an IMAGE batch [n, H, W, 3] "
+                             "with at least one frame (drop an alpha channel first).")
+    if not torch.isfinite(p).all() or p.min() < -1e-3 or p.max() > 1 + 1e-3:
+        raise SpacetimeError(f"{what} pixels span {p.min().item():.3g}..{p.max().item():.3g}; expected 0..1 "
+                             "(a ComfyUI IMAGE); divide 8-bit images by 255.")
+
+
 @dataclass(frozen=True, eq=False)
 class Keyframe:
     """`pixels` [n, H, W, 3] in 0..1: n consecutive frames, the first at pixel frame `index` (negative: from the end).
@@ -57,14 +68,7 @@ class Keyframe:
     strength: float = 1.0
 
     def __post_init__(self):
-        p = self.pixels
-        if not isinstance(p, torch.Tensor) or p.dim() != 4 or p.shape[-1] != 3 or p.shape[0] < 1:
-            shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
-            raise SpacetimeError(f"a keyframe image has shape {shape}; expected an IMAGE batch [n, H, W, 3] "
-                                 "with at least one frame (drop an alpha channel first).")
-        if not torch.isfinite(p).all() or p.min() < -1e-3 or p.max() > 1 + 1e-3:
-            raise SpacetimeError(f"keyframe pixels span {p.min().item():.3g}..{p.max().item():.3g}; expected 0..1 "
-                                 "(a ComfyUI IMAGE); divide 8-bit images by 255.")
+        check_images(self.pixels, "keyframe")
         if not isinstance(self.index, int) or isinstance(self.index, bool):
             raise SpacetimeError(f"keyframe index {self.index!r} is not an integer pixel frame.")
         if not 0.0 <= self.strength <= 1.0:
@@ -88,14 +92,17 @@ class Keyframes:
     `anchors` (pixel frames of keyframes kept in every window) are chaining settings for long videos that travel
     with the keyframes (Extend Video sets them); `sample()` arguments override them. `clip_vision` (a
     ClipVisionEncoder) makes the image tokens Wan 2.1 I2V / FLF2V also take; other models ignore it.
+    `references`: subject reference images [1, H, W, 3], which VACE models see beside every window (not frames of
+    the video: they keep a subject's look across windows and shots).
     """
 
     def __init__(self, items, vae, length: int | None = None, overlap_frames: int | None = None, anchors=(),
-                 clip_vision=None):
+                 clip_vision=None, references=()):
         self.items = tuple(items)
         if not all(isinstance(item, Keyframe) for item in self.items):
             raise SpacetimeError("Keyframes takes Keyframe items; build each with Keyframe(pixels, index, strength).")
         self.vae, self.length, self.clip_vision = vae, length, clip_vision
+        self.references = tuple(references)
         self.overlap_frames, self.anchors = overlap_frames, tuple(anchors)
         if length is not None:
             self.check_length(length)
@@ -111,7 +118,7 @@ class Keyframes:
         items = [Keyframe(images[i:i + 1], index, strength) for i, index in enumerate(indices)]
         return cls((base.items if base else ()) + tuple(items), vae, length or (base.length if base else None),
                    base.overlap_frames if base else None, base.anchors if base else (),
-                   clip_vision or (base.clip_vision if base else None))
+                   clip_vision or (base.clip_vision if base else None), base.references if base else ())
 
     @classmethod
     def extension(cls, vae, video: torch.Tensor, direction: str, add_seconds: float, fps: float,
@@ -136,7 +143,20 @@ class Keyframes:
             raise SpacetimeError("chained keyframes were encoded for different VAEs; connect the same VAE to each node.")
         return Keyframes(self.items + other.items, self.vae, self.length or other.length,
                          self.overlap_frames or other.overlap_frames, self.anchors + other.anchors,
-                         self.clip_vision or other.clip_vision)
+                         self.clip_vision or other.clip_vision, self.references + other.references)
+
+    def with_references(self, images: torch.Tensor) -> "Keyframes":
+        """These keyframes plus each image of the batch `images` [n, H, W, 3] as a subject reference."""
+        check_images(images, "subject reference")
+        references = tuple(images[i:i + 1] for i in range(images.shape[0]))
+        return Keyframes(self.items, self.vae, self.length, self.overlap_frames, self.anchors, self.clip_vision,
+                         self.references + references)
+
+    def reference_latents(self, size: tuple[int, int]) -> torch.Tensor:
+        """Normalized latents [1, C, R, h, w] of the R subject references, each encoded alone as a one-frame video
+        at the video's pixel size (H, W), centre-cropped to its aspect like a keyframe."""
+        pixels = [fit_to_size(image, size).permute(3, 0, 1, 2).unsqueeze(0) * 2 - 1 for image in self.references]
+        return torch.cat([encode_normalized(self.vae, video) for video in pixels], dim=2)
 
     def check_length(self, frames: int) -> None:
         """Raise when the keyframes were made for another length or do not fit a video of `frames` frames."""

@@ -15,7 +15,9 @@ sees them while it generates the others:
   is [gray, gray, gray, last], mask 0 0 0 1; only latent frames given whole are kept as given). Wan 2.1's also
   cross-attend to the CLIP-vision tokens of the first (and last) known frame, with and without the prompt alike;
 - vace (Wan 2.1 VACE): vace_context [inactive 16 | reactive 16 | mask 64]: inactive holds the known frames,
-  reactive the latent of gray, mask 0 on active frames and 1 elsewhere.
+  reactive the latent of gray, mask 0 on active frames and 1 elsewhere. Subject references (as Wan's VACE
+  pipeline takes them) are latent frames of their own in front of the window's, in x and in vace_context
+  [reference | zeros | mask 0]; the runner drops them after sampling.
 """
 from dataclasses import dataclass
 
@@ -78,6 +80,8 @@ class WindowInputs:
     negative: torch.Tensor | None  # [1, L', D]; None when cfg == 1
     image_tokens: torch.Tensor | None = None  # [1 or 2, 257, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
     slots: torch.Tensor | None = None  # [4, t] channel concat: strength of each latent frame's 4 pixel frames
+    references: torch.Tensor | None = None  # [1, C, R, H, W] VACE subject references (x then holds R + t frames)
+    reference_noise: torch.Tensor | None = None  # [B, C, R, H, W]
 
     def active(self, sigma: float) -> torch.Tensor:
         """[T] bool: known frames that are pinned at noise level `sigma`."""
@@ -125,7 +129,12 @@ class Denoiser:
         image = torch.where(pinned, inputs.known, inputs.gray).expand(batch, -1, -1, -1, -1)
         mask = (~pinned).float().expand(batch, VACE_MASK_CHANNELS, -1, *x.shape[3:])
         reactive = inputs.gray.expand(batch, -1, -1, -1, -1)
-        return x, t, {"vace_context": torch.cat([image, reactive, mask], dim=1)}  # [B, 2C + 64, T, H, W]
+        control = torch.cat([image, reactive, mask], dim=1)  # [B, 2C + 64, T, H, W]
+        if inputs.references is not None:  # in front, as x holds them: each its latent, zeros, mask 0 (known)
+            refs = inputs.references.expand(batch, -1, -1, -1, -1)
+            known = refs.new_zeros(batch, VACE_MASK_CHANNELS, *refs.shape[2:])
+            control = torch.cat([torch.cat([refs, torch.zeros_like(refs), known], dim=1), control], dim=2)
+        return x, t, {"vace_context": control}
 
     def velocities(self, x: torch.Tensor, sigma: float, negative: bool = True):
         """(velocity with the prompt, velocity with the negative prompt or None) at noise level `sigma`."""

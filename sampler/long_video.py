@@ -113,6 +113,8 @@ class Timeline:
     gray: torch.Tensor | None  # [1, C, T, H, W] latent of an all-gray video (concat / VACE)
     image_tokens: torch.Tensor | None = None  # [1 or 2, L, 1280] CLIP-vision tokens (Wan 2.1 I2V / FLF2V)
     slots: torch.Tensor | None = None  # [4, T] channel concat: strength of each latent frame's 4 pixel frames
+    references: torch.Tensor | None = None  # [1, C, R, H, W] VACE subject references, seen beside every window
+    reference_noise: torch.Tensor | None = None  # [B, C, R, H, W] their frames' starting noise
 
     def window_strength(self, window: Window) -> torch.Tensor:
         """[t] strength inside a window: generated frames and anchors are pinned fully."""

@@ -50,12 +50,16 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     stats = _latent_stats(vae, config, latent_raw.shape[1])
     timeline = _timeline(latent_raw, keyframes, vae, used, seed, stats)
     timeline.image_tokens = _image_tokens(config, keyframes, latent_raw.shape[2])
+    timeline.references, timeline.reference_noise = _subject_references(used, keyframes, timeline, seed)
     length = window_length(window_frames or _default(config, "frames", pixel_count(latent_raw.shape[2])),
                            latent_raw.shape[2])
     windows = _plan(timeline, length, keyframes, overlap_frames, anchors)
     sigmas = flow_sigmas(steps, shift if shift is not None else _default(config, "shift", 5.0), denoise)
     first_pass = first_frame_first and denoise == 1 and not timeline.strength.any()  # nothing known
     candidates = (first_frame_candidates if negative is not None else 1) if first_pass else 0
+    if candidates > 1 and timeline.references is not None:
+        raise SpacetimeError("first_frame_candidates above 1 does not combine with subject references yet; set it "
+                             "to 1.")
     run = _WindowRunner(model, vae, sigmas, get_solver(solver), cfg, callback, (len(windows) + first_pass) * steps)
     drift = DriftControl(drift_control and len(windows) > 1)
     if first_pass:
@@ -69,7 +73,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window, positive.shot_index(first_new_second(window, fps)))
-    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates))
+    references = 0 if timeline.references is None else timeline.references.shape[2]
+    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates, references))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -157,6 +162,25 @@ def _image_tokens(config, keyframes, latent_frames: int) -> torch.Tensor | None:
     return keyframes.image_tokens(pixel_count(latent_frames), first_and_last=bool(config.flf_pos_len))
 
 
+def _subject_references(mechanism: str, keyframes, timeline: Timeline, seed: int):
+    """(normalized latents [1, C, R, H, W] of the subject references, their noise [B, C, R, H, W]), or Nones.
+
+    As Wan's VACE pipeline does, each reference is a latent frame of its own in front of the video's: the DiT
+    denoises it with them and reads the reference's latent in the matching VACE control frame (mask 0); the frame
+    is then dropped. The noise comes from the seed's stream after the video's, so other videos' noise is unchanged.
+    """
+    if keyframes is None or not keyframes.references:
+        return None, None
+    if mechanism != "vace":
+        raise SpacetimeError("subject reference images are read by Wan 2.1 VACE models only; load a "
+                             "wan2.1_vace_*.safetensors model, or remove Spacetime Subject Reference.")
+    latents = keyframes.reference_latents(tuple(keyframes.vae.config.compression[i] * timeline.latent.shape[2 + i]
+                                                for i in (1, 2)))
+    batch, channels = timeline.noise.shape[:2]
+    stream = stream_after_video(seed, timeline.noise.shape)
+    return latents, torch.randn((batch, channels, *latents.shape[2:]), generator=stream)
+
+
 def _gray_latent(vae, shape) -> torch.Tensor:
     """Normalized latent [1, C, T, H, W] of an all-gray video, as the reference fills unknown control frames."""
     if vae is None:
@@ -177,6 +201,8 @@ def _window_inputs(timeline: Timeline, window, mechanism, context, negative, dev
         gray=take(timeline.gray, window).to(device) if timeline.gray is not None else None,
         image_tokens=timeline.image_tokens.to(device) if timeline.image_tokens is not None else None,
         slots=timeline.window_slots(window).to(device) if timeline.slots is not None else None,
+        references=timeline.references.to(device) if timeline.references is not None else None,
+        reference_noise=timeline.reference_noise.to(device) if timeline.references is not None else None,
         context=context.to(device),
         negative=negative.to(device) if negative is not None else None,
     )
@@ -226,20 +252,27 @@ class _WindowRunner:
         self.device = next(model.dit.parameters()).device
 
     def __call__(self, inputs: WindowInputs, start: torch.Tensor | None) -> torch.Tensor:
+        """The window's denoised latent [B, C, t, H, W]; subject reference frames ride in front and are dropped."""
         sigma0 = float(self.sigmas[0])
         x = inputs.noise if start is None else sigma0 * inputs.noise + (1 - sigma0) * start.to(self.device)
+        self.references = 0 if inputs.references is None else inputs.references.shape[2]
+        if self.references:
+            ref = sigma0 * inputs.reference_noise + (1 - sigma0) * inputs.references
+            x = torch.cat([ref, x], dim=2)
         denoiser = Denoiser(self.model, inputs, self.cfg)
-        return self.solver(denoiser, x, self.sigmas, callback=self._progress).cpu()
+        return self.solver(denoiser, x, self.sigmas, callback=self._progress)[:, :, self.references:].cpu()
 
     def _progress(self, state: dict) -> None:
         self.done += 1
         if self.callback is not None:
-            self.callback(self.done, self.total, latent_preview(state["denoised"], *self.factors))
+            video = state["denoised"][:, :, self.references:]
+            self.callback(self.done, self.total, latent_preview(video, *self.factors))
 
 
-def _describe(mechanism: str, windows, length: int, candidates: int) -> str:
+def _describe(mechanism: str, windows, length: int, candidates: int, references: int) -> str:
     """`candidates`: first windows sampled per video in a first pass (0 when there was none)."""
     chained = f"{len(windows)} windows of {length} latent frames" if len(windows) > 1 else "one window"
     first = "; first frame sampled first" if candidates else ""
     first += f" (best of {candidates} first windows)" if candidates > 1 else ""
-    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}{first}"
+    subject = f"; {references} subject reference(s) beside every window" if references else ""
+    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}{first}{subject}"

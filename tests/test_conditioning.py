@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from comfyui_spacetime.core.errors import SpacetimeError
+from comfyui_spacetime.nodes.conditioning import SpacetimeImageToVideo, SpacetimeSubjectReference
 from comfyui_spacetime.sampler.conditioning import (Keyframe, Keyframes, TextConditioning, _frame_sources,
                                                     fit_to_size, latent_frame_of, parse_prompt_schedule, pixel_span)
 from tests.tiny_sampler import PoolingVAE
@@ -137,3 +138,13 @@ def test_text_conditioning_picks_the_shot_by_time():
     assert cond.prompts == ["aa", "bbbb", "c"] and cond.negative.prompts == [""]
     with pytest.raises(SpacetimeError, match=r"\[1, L, D\]"):
         TextConditioning([(0, torch.zeros(4, 8), "x")])
+
+
+def test_subject_reference_node_adds_references_to_keyframes():
+    vae = PoolingVAE()
+    start = SpacetimeImageToVideo().build(vae, torch.rand(1, 16, 16, 3), 1.0)[0]
+    (both,) = SpacetimeSubjectReference().build(vae, torch.rand(2, 24, 16, 3), keyframes=start)
+    assert len(both.items) == 1 and len(both.references) == 2 and both.vae is vae
+    assert both.reference_latents((16, 16)).shape == (1, 16, 2, 2, 2)  # one latent frame each, at the video's size
+    (alone,) = SpacetimeSubjectReference().build(vae, torch.rand(1, 16, 16, 3))
+    assert alone.items == () and len(alone.references) == 1

@@ -216,3 +216,29 @@ def test_channel_concat_takes_a_last_frame_as_wans_reference_does():
     assert call.x[0, 16:20, :, 0, 0].T.tolist() == [[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 1]]
     assert torch.allclose(out[:, :, 2], torch.full_like(out[:, :, 2], 0.3))  # generated (the oracle's answer)
     assert torch.equal(out[:, :, 0], vae.encode(images[:1].permute(3, 0, 1, 2)[None] * 2 - 1)[:, :, 0])
+
+
+def test_vace_sees_a_subject_reference_in_front_of_every_window():
+    """As Wan's VACE pipeline: the reference is a latent frame of its own before the video's, in x and in the
+    control [reference | zeros | mask 0]; it is dropped from the result, window after window."""
+    vae, model = PoolingVAE(), oracle_model("vace", window=5)
+    subject = torch.rand(1, 16, 16, 3)
+    keyframes = Keyframes((), vae).with_references(subject)
+    out = sample(model, torch.zeros(1, 16, 4, 2, 2), prompt(0.3), keyframes=keyframes, steps=2, cfg=1)
+    assert out.latent.shape == (1, 16, 4, 2, 2) and "1 subject reference(s) beside every window" in out.info
+    reference = vae.encode(subject.permute(3, 0, 1, 2)[None] * 2 - 1)  # [1, C, 1, 2, 2], identity normalization
+    calls = model.dit.calls
+    assert "3 windows of 2 latent frames" in out.info and len(calls) == 3 * 2  # 2 steps a window
+    for call in calls:
+        assert call.x.shape == (1, 16, 1 + 2, 2, 2) and call.vace.shape == (1, 16 + 16 + 64, 1 + 2, 2, 2)
+        assert torch.equal(call.vace[:, :16, 0], reference[:, :, 0].expand(1, -1, -1, -1))
+        assert (call.vace[:, 16:, 0] == 0).all()  # zeros, then mask 0: known
+    assert torch.allclose(out.latent, torch.full_like(out.latent, 0.3))
+
+
+def test_subject_references_need_a_vace_model():
+    keyframes = Keyframes((), PoolingVAE()).with_references(torch.rand(1, 16, 16, 3))
+    with pytest.raises(SpacetimeError, match="Wan 2.1 VACE models only"):
+        sample(oracle_model("t2v"), torch.zeros(LATENT), prompt(0.1), keyframes=keyframes, cfg=1)
+    with pytest.raises(SpacetimeError, match="subject reference pixels span"):
+        keyframes.with_references(torch.full((1, 8, 8, 3), 255.0))
