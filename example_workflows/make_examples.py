@@ -525,6 +525,24 @@ def minute_long(m: Model, shots: list[str], steps: int | None = None) -> Graph:
     return g
 
 
+def subject_across_shots(m: Model, shots: list[str], seconds: int = 20) -> Graph:
+    frames = int(seconds * m.fps) + 1
+    schedule = "\n".join(f"{5 * i}: {shot}" for i, shot in enumerate(shots))
+    g = Graph(f"{m.key}_subject_across_shots", note("One subject across shots", m,
+        f"**Spacetime Subject Reference** shows the model your subject (**Load Image**: a character or an object, "
+        f"best on a plain background) beside every window, not as a frame of the video, so it keeps its look "
+        f"through all the shots of the prompt's shot list ({frames} frames = {seconds} s). VACE models only."))
+    model, text_encoder, vae = load_models(g, m)
+    group = "Generate"
+    subject = g.add("LoadImage", 2, 0, group, title="Subject", image="subject.png")
+    reference = g.add("SpacetimeSubjectReference", 2, 0, group, vae=vae["vae"], images=subject["IMAGE"])
+    conditioning = encode(g, text_encoder, schedule, 0, group)
+    latent = empty_latent(g, m, vae, 0, group, frames)
+    images = sample_and_decode(g, m, model, vae, conditioning, latent["latent"], 0, group, reference["keyframes"])
+    save(g, m, images, 0, group, "subject_across_shots")
+    return g
+
+
 def save_with_provenance(m: Model, prompt: str) -> Graph:
     g = Graph(f"{m.key}_save_with_provenance", note("Save with provenance", m,
         "**Spacetime Prompt Policy** checks the prompt before it is encoded and stops the run, naming the policy "
@@ -573,6 +591,10 @@ def all_graphs() -> list[Graph]:
         infill(WAN21_VACE, "a smooth, natural transition between the two moments", "0,80", 81),
         infill(WAN21_FLF2V, "a smooth, natural transition between the two moments", "0,-1", 81),
         minute_long(WAN21_VACE, real_shots),
+        subject_across_shots(WAN21_VACE, ["a woman in a red coat walks along a rainy street at night, wide shot",
+                                          "close-up of the woman in the red coat, she looks up at the rain",
+                                          "the woman in the red coat enters a warm cafe, handheld camera",
+                                          "the woman in the red coat sits by the window with a cup of tea"]),
         save_with_provenance(WAN22_TI2V, scene),
     ]
 
