@@ -236,7 +236,7 @@ def _patched(name: str, original: torch.Tensor, changes) -> torch.Tensor:
 
 
 class LoraDiT:
-    """A DiT that runs with LoRAs applied for each call; everything else (config, ...) is the DiT's own."""
+    """A DiT to call with LoRAs applied for the call (what SpacetimeModel.expert returns when it has LoRAs)."""
 
     def __init__(self, dit: nn.Module, loras: list[tuple[Lora, float]]):
         self.dit, self.loras = dit, loras
@@ -244,6 +244,3 @@ class LoraDiT:
     def __call__(self, *args, **kwargs):
         with applied(self.dit, self.loras):
             return self.dit(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.dit, name)
