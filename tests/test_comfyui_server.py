@@ -1,5 +1,6 @@
 """The pack in a real ComfyUI server: its nodes in /object_info, its example workflows in the template list, its
-web/ folder served, and the canvas driven in headless chromium by tests/browser/canvas.mjs.
+web/ folder served, a tiny Wan 2.1 I2V prompt (CLIP vision, a LoRA) queued over the API from ComfyUI's own model
+folders, and the canvas driven in headless chromium by tests/browser/canvas.mjs.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (0.3.6x); COMFYUI_PYTHON is the Python that has ComfyUI's
 requirements and the pack's (default: this one). shared/tools/comfyui-cpu/ sets both up on a CPU-only machine.
@@ -87,6 +88,21 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def queue_prompt(server, prompt: dict, timeout: float = 300) -> dict:
+    """POST an API-format prompt and wait for its history entry."""
+    request = urllib.request.Request(server.url + "prompt", data=json.dumps({"prompt": prompt}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        prompt_id = json.loads(response.read())["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        history = get_json(f"{server.url}history/{prompt_id}")
+        if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            return history[prompt_id]
+        time.sleep(0.5)
+    pytest.fail(f"the prompt did not finish within {timeout} s:\n{server.log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +231,51 @@ def test_a_bundled_workflow_queued_from_the_page_makes_a_video(canvas, server):
     assert queue["video"] and queue["video"]["width"] > 0, "the mp4 plays in Spacetime Save Video"
     assert queue["previews"] > 0, "the sampler sent live latent previews"
     assert "first frame sampled first" in (queue["runInfo"] or ""), "the Sampler shows its info after the run"
+
+
+def test_wan21_image_to_video_with_clip_vision_and_a_lora_runs_in_the_server(server):
+    """Tiny random-weight files in ComfyUI's own model folders (loras and clip_vision included), queued over the API."""
+    from PIL import Image
+
+    from tests import tiny_clip, tiny_dit, tiny_lora, tiny_te, tiny_vae
+
+    models = server.base / "models"
+    for folder in ("diffusion_models", "text_encoders", "vae", "clip_vision", "loras"):
+        (models / folder).mkdir(parents=True, exist_ok=True)
+    te_config = tiny_te.tiny_config()
+    tiny_te.write_te(models / "text_encoders" / "t_umt5.safetensors", te_config, tiny_te.random_state_dict(te_config))
+    dit = tiny_dit.tiny_dit("i2v-clip", text_dim=te_config.d_model)
+    tiny_dit.save_dit(models / "diffusion_models" / "t_i2v.safetensors", dit)
+    tiny_vae.save_vae(tiny_vae.random_vae(tiny_vae.TINY_21), models / "vae" / "t_vae.safetensors")
+    tiny_clip.save_clip(models / "clip_vision" / "t_clip.safetensors", width=1280, layers=2, mlp=640, image_size=224)
+    tiny_lora.write_lora(models / "loras" / "t_lora.safetensors", tiny_lora.lora_tensors(dit))
+    Image.new("RGB", (40, 40), (200, 40, 40)).save(server.base / "input" / "start.png")
+    prompt = {
+        "1": {"class_type": "SpacetimeLoadDiffusionModel", "inputs": {"model_name": "t_i2v.safetensors",
+              "weight_dtype": "default", "attention": "sdpa", "block_swap": 0, "low_noise_model_name": "none"}},
+        "2": {"class_type": "SpacetimeLoadLoRA", "inputs": {"model": ["1", 0], "lora_name": "t_lora.safetensors",
+                                                            "strength": 0.5, "expert": "both"}},
+        "3": {"class_type": "SpacetimeLoadTextEncoder", "inputs": {"text_encoder_name": "t_umt5.safetensors"}},
+        "4": {"class_type": "SpacetimeLoadVAE", "inputs": {"vae_name": "t_vae.safetensors"}},
+        "5": {"class_type": "SpacetimeLoadCLIPVision", "inputs": {"clip_vision_name": "t_clip.safetensors"}},
+        "6": {"class_type": "LoadImage", "inputs": {"image": "start.png"}},
+        "7": {"class_type": "SpacetimeImageToVideo", "inputs": {"vae": ["4", 0], "start_image": ["6", 0],
+                                                                "strength": 1.0, "clip_vision": ["5", 0]}},
+        "8": {"class_type": "SpacetimeTextEncode", "inputs": {"text_encoder": ["3", 0], "prompt": "a red ball",
+                                                              "negative_prompt": ""}},
+        "9": {"class_type": "SpacetimeEmptyLatentVideo", "inputs": {"vae": ["4", 0], "width": 32, "height": 32,
+                                                                   "frames": 5, "batch_size": 1}},
+        "10": {"class_type": "SpacetimeSampler", "inputs": {
+            "model": ["2", 0], "conditioning": ["8", 0], "latent": ["9", 0], "keyframes": ["7", 0], "vae": ["4", 0],
+            "seed": 1, "steps": 2, "cfg": 1.0, "shift": 5.0, "solver": "euler", "denoise": 1.0, "fps": 8.0}},
+        "11": {"class_type": "SpacetimeVAEDecode", "inputs": {"vae": ["4", 0], "latent": ["10", 0], "tiled": False,
+                                                             "tile_size": 256, "tile_overlap": 64, "batch_index": 0}},
+        "12": {"class_type": "SpacetimeSaveVideo", "inputs": {
+            "images": ["11", 0], "fps": 8.0, "filename_prefix": "wan21_i2v", "crf": 19, "watermark": "none",
+            "watermark_text": "", "sign_c2pa": False, "include_prompt_in_manifest": False}},
+    }
+    result = queue_prompt(server, prompt)
+    assert result["status"]["status_str"] == "success", result["status"]
+    info = result["outputs"]["10"]["text"][0]
+    assert info.startswith("concat") and "LoRA t_lora.safetensors: 5 low-rank layers" in info
+    assert list(server.base.joinpath("output").glob("wan21_i2v_*.mp4"))
