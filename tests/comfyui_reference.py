@@ -115,6 +115,29 @@ def clip_vision() -> None:
     save("clip_vision", model, {"pixels": pixels, "tokens": model(pixel_values=pixels, intermediate_output=-2)[1]})
 
 
+def first_last_frame() -> None:
+    """ComfyUI's WanFirstLastFrameToVideo node (Wan 2.1 FLF2V, also used with Wan 2.2 I2V): the pixel video it
+    encodes for the channel-concat input and its mask, for a first and a last image at the video's size. A stand-in
+    VAE records the video (the VAE itself is compared above)."""
+    from comfy_extras.nodes_wan import WanFirstLastFrameToVideo
+
+    class RecordingVAE:
+        latent_channels = 16
+
+        def spacial_compression_encode(self):
+            return 8
+
+        def encode(self, image):
+            self.image = image.clone()
+            return torch.zeros(1, 16, (image.shape[0] - 1) // 4 + 1, image.shape[1] // 8, image.shape[2] // 8)
+
+    vae, images = RecordingVAE(), torch.rand(2, 32, 48, 3)
+    positive, _, _ = WanFirstLastFrameToVideo.execute([[torch.zeros(1, 1, 8), {}]], [[torch.zeros(1, 1, 8), {}]], vae,
+                                                      48, 32, 17, 1, start_image=images[:1], end_image=images[1:])
+    torch.save({"images": images, "video": vae.image, "mask": positive[0][1]["concat_mask"]},
+               f"{OUT}/first_last_frame.pt")
+
+
 @torch.no_grad()
 def lora() -> None:
     """A LoRA on a Wan 2.1 T2V model, merged at strength 0.8 by ComfyUI's own LoRA code (its key map and weight
@@ -163,4 +186,5 @@ if __name__ == "__main__":
     vaes()
     text_encoder()
     clip_vision()
+    first_last_frame()
     lora()

@@ -1,7 +1,7 @@
 """The same numbers as ComfyUI's own Wan code: its DiT (Wan 2.1 T2V, I2V, FLF2V and VACE, Wan 2.2 TI2V with
-per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5, its CLIP vision and its LoRA merge, at tiny sizes with
-random weights, written in their state-dict layout by tests/comfyui_reference.py under ComfyUI's Python and loaded
-here through the pack's loaders.
+per-token timesteps), its Wan 2.1 and 2.2 VAEs, its UMT5, its CLIP vision, its LoRA merge and the channel-concat
+input of its first-last-frame node, at tiny sizes with random weights, written in their state-dict layout by
+tests/comfyui_reference.py under ComfyUI's Python and loaded here through the pack's loaders.
 
 Runs only when COMFYUI_DIR names a ComfyUI checkout (COMFYUI_PYTHON: the Python with its requirements, default this
 one), like tests/test_comfyui_server.py.
@@ -17,7 +17,9 @@ import torch
 from comfyui_spacetime.core.clip_vision import load_clip_vision
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
+from comfyui_spacetime.sampler import Keyframes
 from comfyui_spacetime.vae import load_vae
+from tests.tiny_sampler import PoolingVAE
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="COMFYUI_DIR is not set: no ComfyUI to compare with")
@@ -111,3 +113,15 @@ def test_clip_vision_matches_comfyui(reference):
     case = torch.load(reference / "clip_vision.pt")
     with torch.no_grad():
         assert relative_error(encoder.model(case["pixels"]), case["tokens"]) < TOLERANCE
+
+
+def test_first_and_last_frame_give_comfyuis_concat_video_and_mask(reference):
+    """What a channel-concat model (Wan 2.1 FLF2V, Wan 2.2 I2V) is given: the same pixel video (gray between the two
+    frames) and the same per-pixel-frame mask as ComfyUI's WanFirstLastFrameToVideo builds."""
+    case = torch.load(reference / "first_last_frame.pt")
+    vae = PoolingVAE()
+    keyframes = Keyframes.from_images(vae, case["images"], [0, -1], length=17)
+    keyframes.latents((5, 4, 6), "exact")
+    assert torch.equal(vae.videos[-1][0].permute(1, 2, 3, 0), case["video"] * 2 - 1)  # [F, H, W, 3] in -1..1
+    given = 1 - case["mask"][0, :, :, 0, 0]  # ComfyUI's mask is 1 where the model generates; [4, T]
+    assert torch.equal(keyframes.pixel_strengths(5), given)
