@@ -62,6 +62,8 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--prompt", required=True, help="the prompt; or one shot per line as '<start seconds>: ...'")
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--image", help="start image (image to video)")
+    gen.add_argument("--reference", action="append", default=[], metavar="IMAGE",
+                     help="a subject reference image, kept beside every window (Wan 2.1 VACE); repeatable")
     gen.add_argument("--extend", help="a clip to extend by --seconds")
     gen.add_argument("--direction", choices=["forward", "backward"], default="forward", help="for --extend")
     gen.add_argument("--keyframe", action="append", default=[], metavar="FRAME:IMAGE",
@@ -125,8 +127,8 @@ def _generate(args: argparse.Namespace) -> int:
     files = _model_files(args)
     models = load_models(files)
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
-                      keyframes=keyframes, seconds=args.seconds, frames=args.frames, fps=args.fps, size=args.size,
-                      seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
+                      keyframes=keyframes, references=args.reference, seconds=args.seconds, frames=args.frames,
+                      fps=args.fps, size=args.size, seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
                       frame_order=args.frame_order, first_frame_candidates=args.first_frame_candidates,
                       recaption=args.recaption, drift_control=args.drift_control, models=models)
     signing = None

@@ -16,7 +16,8 @@ from .core.dit_config import SamplingDefaults
 from .core.errors import SpacetimeError
 from .core.paths import BUNDLED_FILES
 from .core.video import read_mp4
-from .nodes.conditioning import SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames
+from .nodes.conditioning import (SpacetimeExtendVideo, SpacetimeImageToVideo, SpacetimeInfillFrames,
+                                 SpacetimeSubjectReference)
 from .nodes.latent import SpacetimeEmptyLatentVideo
 from .nodes.loaders import (NO_LOW_NOISE_MODEL, SpacetimeLoadCLIPVision, SpacetimeLoadDiffusionModel,
                             SpacetimeLoadLoRA, SpacetimeLoadTextEncoder, SpacetimeLoadVAE)
@@ -74,6 +75,7 @@ class Generation:
 
 
 def generate(prompt: str, negative: str = "", image=None, extend=None, direction: str = "forward", keyframes=(),
+             references=(),
              seconds: float | None = None, frames: int | None = None, fps: float | None = None, size=None,
              seed: int = 0, steps: int | None = None, cfg: float | None = None, shift: float | None = None,
              solver: str | None = None, models: Models | None = None, context_frames: int = 0,
@@ -83,9 +85,10 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
     `extend`: a clip to extend by `seconds` in `direction`, at its size (and its frame rate unless `fps`).
-    `keyframes`: (pixel frame index, image) pairs. `size`: (width, height) or "WxH". Length: `frames`, else
-    `seconds` at `fps`, else the model's default. `frame_order`, `first_frame_candidates` (text to video only)
-    and `drift_control` (chained windows only): as the Sampler node's. `recaption`: as Text Encode's
+    `keyframes`: (pixel frame index, image) pairs. `references`: subject reference images (VACE models only).
+    `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at `fps`, else the model's default.
+    `frame_order`, `first_frame_candidates` (text to video only) and `drift_control` (chained windows only): as the
+    Sampler node's. `recaption`: as Text Encode's
     (spacetime-mini's prompts into its caption wording).
     """
     models = models or load_models()
@@ -103,6 +106,8 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
         latent, known = SpacetimeEmptyLatentVideo().generate(models.vae, width, height, length, 1)[0], None
     length = 4 * (latent["samples"].shape[2] - 1) + 1  # pixel frames of the latent, 4k+1
     known = _add_keyframes(models, known, image, keyframes, length, fps)
+    for picture in references:
+        known = SpacetimeSubjectReference().build(models.vae, load_image(picture), known)[0]
     settings = dict(seed=seed, steps=steps or defaults.steps, cfg=defaults.cfg if cfg is None else cfg,
                     shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order,
                     first_frame_candidates=first_frame_candidates, drift_control=drift_control)

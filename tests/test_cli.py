@@ -12,6 +12,7 @@ from comfyui_spacetime.core.dit_config import read_metadata_config
 from comfyui_spacetime.core.loaders import load_dit
 from comfyui_spacetime.core.paths import BUNDLED_FILES, MODELS_DIR_ENV, bundled_path
 from comfyui_spacetime.core.video import read_metadata, read_mp4, write_mp4
+from tests import tiny_dit
 from tests.tiny_lora import lora_tensors, write_lora
 
 BUNDLED = all(bundled_path(folder).is_file() for folder in BUNDLED_FILES)
@@ -162,3 +163,14 @@ def test_generate_with_a_lora_changes_the_video_and_records_it(pack_dirs, tiny_m
     assert json.loads(read_metadata(tmp_path / "lora.mp4")["spacetime"])["loras"] == ["style.safetensors:1:both"]
     assert main([*base, "--lora", "missing.safetensors", "--out", str(tmp_path / "x.mp4")]) == 2
     assert "'missing.safetensors' was not found in the loras folder" in capsys.readouterr().err
+
+
+def test_generate_with_a_subject_reference_needs_a_vace_model(pack_dirs, tiny_models, tmp_path, capsys):
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(tmp_path / "subject.png")
+    argv = ["generate", "--prompt", "a red ball", *FAST, *model_flags(pack_dirs, tiny_models), "--reference",
+            str(tmp_path / "subject.png"), "--out", str(tmp_path / "x.mp4")]
+    assert main(argv) == 2 and "Wan 2.1 VACE models only" in capsys.readouterr().err
+    tiny_dit.save_dit(pack_dirs.models / "diffusion_models" / "tiny_vace.safetensors",
+                      tiny_dit.tiny_dit("vace", text_dim=32))
+    assert main([*argv[:-2], "--dit", "tiny_vace.safetensors", "--out", str(tmp_path / "vace.mp4")]) == 0
+    assert "1 subject reference(s) beside every window" in capsys.readouterr().out
