@@ -174,8 +174,9 @@ def _subject_references(mechanism: str, keyframes, timeline: Timeline, seed: int
     if mechanism != "vace":
         raise SpacetimeError("subject reference images are read by Wan 2.1 VACE models only; load a "
                              "wan2.1_vace_*.safetensors model, or remove Spacetime Subject Reference.")
-    latents = keyframes.reference_latents(tuple(keyframes.vae.config.compression[i] * timeline.latent.shape[2 + i]
-                                                for i in (1, 2)))
+    _, step_h, step_w = keyframes.vae.config.compression
+    height, width = timeline.latent.shape[-2:]
+    latents = keyframes.reference_latents((height * step_h, width * step_w))  # at the video's pixel size
     batch, channels = timeline.noise.shape[:2]
     stream = stream_after_video(seed, timeline.noise.shape)
     return latents, torch.randn((batch, channels, *latents.shape[2:]), generator=stream)
