@@ -73,8 +73,13 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     for window in windows:
         _sample_window(run, timeline, window, used, positive, negative, fps, cfg, denoise)
         drift.apply(timeline, window, positive.shot_index(first_new_second(window, fps)))
-    references = 0 if timeline.references is None else timeline.references.shape[2]
-    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates, references))
+    notes = []
+    if timeline.image_tokens is not None:
+        which = "the first and last" if len(timeline.image_tokens) == 2 else "the first"
+        notes.append(f"CLIP-vision tokens of {which} known frame in every call")
+    if timeline.references is not None:
+        notes.append(f"{timeline.references.shape[2]} subject reference(s) beside every window")
+    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates, notes))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:
@@ -270,10 +275,10 @@ class _WindowRunner:
             self.callback(self.done, self.total, latent_preview(video, *self.factors))
 
 
-def _describe(mechanism: str, windows, length: int, candidates: int, references: int) -> str:
-    """`candidates`: first windows sampled per video in a first pass (0 when there was none)."""
+def _describe(mechanism: str, windows, length: int, candidates: int, notes: list[str]) -> str:
+    """`candidates`: first windows sampled per video in a first pass (0 when there was none); `notes`: what else
+    the model was given."""
     chained = f"{len(windows)} windows of {length} latent frames" if len(windows) > 1 else "one window"
     first = "; first frame sampled first" if candidates else ""
     first += f" (best of {candidates} first windows)" if candidates > 1 else ""
-    subject = f"; {references} subject reference(s) beside every window" if references else ""
-    return f"{mechanism}: {DESCRIPTIONS[mechanism]}; {chained}{first}{subject}"
+    return "; ".join([f"{mechanism}: {DESCRIPTIONS[mechanism]}", chained + first, *notes])

@@ -88,6 +88,7 @@ def test_the_sampler_feeds_the_known_frames_tokens_to_every_call(wan_clip, famil
     seen = spy_clip_fea(dit)
     out = sample(model, torch.zeros(2, *LATENT[1:]), prompt(0.1, negative=0.0), keyframes=keyframes, steps=2, cfg=2.0)
     assert torch.isfinite(out.latent).all() and out.info.startswith("concat")
+    assert f"CLIP-vision tokens of the {'first and last' if len(indices) == 2 else 'first'} known frame" in out.info
     tokens = wan_clip.encode(images)  # [1 or 2, 257, 1280]: first (and last) frame
     assert len(seen) == 4 and all(torch.equal(fea, tokens.repeat(2, 1, 1)) for fea in seen)  # cond + uncond
 
