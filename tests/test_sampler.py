@@ -242,3 +242,15 @@ def test_subject_references_need_a_vace_model():
         sample(oracle_model("t2v"), torch.zeros(LATENT), prompt(0.1), keyframes=keyframes, cfg=1)
     with pytest.raises(SpacetimeError, match="subject reference pixels span"):
         keyframes.with_references(torch.full((1, 8, 8, 3), 255.0))
+
+
+def test_backward_extension_on_a_concat_model_generates_the_clips_partial_latent_frame():
+    """A clip of 9 frames extended backwards to 17 sits at pixel frames 8..16: latent frame 2 (pixels 5..8) holds
+    only its first frame, so it is given as mask 0 0 0 1 and generated; latent frames 3 and 4 are the clip's own."""
+    vae, model = PoolingVAE(), oracle_model("i2v")
+    latent, keyframes = Keyframes.extension(vae, torch.rand(9, 16, 16, 3), "backward", add_seconds=1.0, fps=8)
+    assert keyframes.pixel_strengths(5)[:, 2:].tolist() == [[0, 1, 1], [0, 1, 1], [0, 1, 1], [1, 1, 1]]
+    out = sample(model, latent, prompt(0.3), keyframes=keyframes, steps=2, cfg=1).latent
+    known = keyframes.latents((5, 2, 2), "exact")  # the clip's latents, gray before it
+    assert torch.allclose(out[:, :, :3], torch.full_like(out[:, :, :3], 0.3))  # generated, frame 2 included
+    assert torch.equal(out[:, :, 3:], known[:, :, 3:])
