@@ -193,25 +193,25 @@ def _check_shape(path: Path, name: str, shape, parameter: torch.Tensor | None) -
 @contextlib.contextmanager
 def applied(dit: nn.Module, loras: list[tuple[Lora, float]]):
     """While inside: `dit` computes as if each LoRA were merged at its strength. Restores everything on exit."""
-    hooks, swapped = [], {}
-    modules, parameters = dict(dit.named_modules()), dict(dit.named_parameters())
+    hooks, swapped = [], {}  # looked up by name, not by listing the whole model: this runs for every DiT call
     try:
         diffs: dict[str, list[tuple[torch.Tensor, float]]] = {}
         for lora, strength in loras:
             for name, patch in lora.patches.items():
                 if patch.up is not None:
-                    hooks.append(modules[name].register_forward_hook(_low_rank_hook(patch, strength)))
+                    hooks.append(dit.get_submodule(name).register_forward_hook(_low_rank_hook(patch, strength)))
                 for parameter, diff in patch.diffs.items():
                     diffs.setdefault(parameter, []).append((diff, strength))
         for name, changes in diffs.items():
-            swapped[name] = parameters[name].data
-            parameters[name].data = _patched(name, swapped[name], changes)
+            parameter = dit.get_parameter(name)
+            swapped[name] = parameter.data
+            parameter.data = _patched(name, swapped[name], changes)
         yield dit
     finally:
         for hook in hooks:
             hook.remove()
         for name, original in swapped.items():
-            parameters[name].data = original
+            dit.get_parameter(name).data = original
 
 
 def _low_rank_hook(patch: ModulePatch, strength: float):

@@ -145,10 +145,11 @@ def _timeline(latent_raw, keyframes, vae, mechanism, seed, stats) -> Timeline:
     slots = torch.zeros(4, frames) if mechanism == "concat" else None
     if keyframes is not None and keyframes.items:
         keyframes.check_length(pixel_count(frames))
-        strength = keyframes.strengths(frames)
         if mechanism == "concat":  # a latent frame is kept as given only when all its pixel frames are
             slots = keyframes.pixel_strengths(frames)
             strength = slots.amin(0)
+        else:
+            strength = keyframes.strengths(frames)
         fill = {"concat": "exact", "vace": "gray"}.get(mechanism, "held")
         encoded = keyframes.latents((frames, height, width), fill)  # [1, C, T', H, W]
         known[:, :, :encoded.shape[2]] = encoded
