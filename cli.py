@@ -128,8 +128,9 @@ def _generate(args: argparse.Namespace) -> int:
     models = load_models(files)
     result = generate(args.prompt, args.negative, image=args.image, extend=args.extend, direction=args.direction,
                       keyframes=keyframes, references=args.reference, seconds=args.seconds, frames=args.frames,
-                      fps=args.fps, size=args.size, seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift, solver=args.solver,
-                      frame_order=args.frame_order, first_frame_candidates=args.first_frame_candidates,
+                      fps=args.fps, size=args.size, seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift,
+                      solver=args.solver, frame_order=args.frame_order,
+                      first_frame_candidates=args.first_frame_candidates,
                       recaption=args.recaption, drift_control=args.drift_control, models=models)
     signing = None
     if args.sign:

@@ -75,9 +75,8 @@ class Generation:
 
 
 def generate(prompt: str, negative: str = "", image=None, extend=None, direction: str = "forward", keyframes=(),
-             references=(),
-             seconds: float | None = None, frames: int | None = None, fps: float | None = None, size=None,
-             seed: int = 0, steps: int | None = None, cfg: float | None = None, shift: float | None = None,
+             references=(), seconds: float | None = None, frames: int | None = None, fps: float | None = None,
+             size=None, seed: int = 0, steps: int | None = None, cfg: float | None = None, shift: float | None = None,
              solver: str | None = None, models: Models | None = None, context_frames: int = 0,
              anchor_first_frame: bool = False, frame_order: str = "auto",
              first_frame_candidates: int = FIRST_FRAME_CANDIDATES, recaption: bool = True,
@@ -88,8 +87,7 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
     `keyframes`: (pixel frame index, image) pairs. `references`: subject reference images (VACE models only).
     `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at `fps`, else the model's default.
     `frame_order`, `first_frame_candidates` (text to video only) and `drift_control` (chained windows only): as the
-    Sampler node's. `recaption`: as Text Encode's
-    (spacetime-mini's prompts into its caption wording).
+    Sampler node's. `recaption`: as Text Encode's (spacetime-mini's prompts into its caption wording).
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS

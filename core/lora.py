@@ -77,7 +77,8 @@ class Lora:
         diffs = sum(len(p.diffs) for p in self.patches.values())
         text = f"{self.name}: {low_rank} low-rank layers" + (f", {diffs} whole differences" if diffs else "")
         if self.skipped:
-            text += f"; {len(self.skipped)} layers this model does not have skipped ({', '.join(self.skipped[:3])}, ...)"
+            names = ", ".join(self.skipped[:3])
+            text += f"; {len(self.skipped)} layers this model does not have skipped ({names}, ...)"
         return text
 
 
