@@ -13,9 +13,9 @@ from comfyui_spacetime.cli import main
 from comfyui_spacetime.core.loaders import load_model
 from comfyui_spacetime.core.text_encoder import load_text_encoder
 from comfyui_spacetime.embedded import train
-from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, drill_clips, make_drills, noise_levels,
-                                              mid_clip_start, object_weight, phase_at, phase_lr, train_embedded,
-                                              vae_loss)
+from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, drill_clips, make_drills,
+                                              make_layout_drills, mid_clip_start, noise_levels, object_weight, phase_at,
+                                              phase_lr, train_embedded, vae_loss)
 from comfyui_spacetime.vae import load_vae
 
 TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
@@ -30,7 +30,7 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
                            vae_refine=(VAEPhase(steps=1, batch=1, clip_frames=17, lr=3e-4, warmup=30),),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)),
-                           dit_refine=Phase(steps=1, lr=2e-4, warmup=50))
+                           dit_refine=Phase(steps=1, lr=2e-4, warmup=50), dit_layout=Phase(steps=1, lr=2e-4, warmup=50))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def trained(tmp_path_factory):
 def test_every_stage_logs_and_the_files_load(trained):
     root, paths = trained
     stages = [json.loads(line)["stage"] for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
-    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "done"} <= set(stages)
+    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "dit-layout", "done"} <= set(stages)
     model = load_model(paths["dit"])
     assert model.config.variant == "spacetime-mini" and model.config.per_frame_timesteps
     vae = load_vae(paths["vae"])
@@ -154,7 +154,7 @@ def test_vae_batches_are_crops_of_clips_as_long_as_the_phase_asks():
 def test_noise_levels_are_one_per_clip_unless_drawn_per_frame():
     def levels(fraction: float) -> torch.Tensor:  # [24, 5] from the same draws for every fraction
         config = dataclasses.replace(TrainConfig(), frame_noise_fraction=fraction)
-        return noise_levels(np.random.default_rng(0), config, frames=5)
+        return noise_levels(np.random.default_rng(0), config, config.dit_batch, frames=5)
 
     shared = levels(0.0)
     assert shared.shape == (24, 5) and torch.all(shared == shared[:, :1]) and 0 < shared.min() < shared.max() < 1
@@ -178,6 +178,36 @@ def test_drills_are_straight_movers_with_a_given_start_at_high_noise():
     assert given.min() == 1 and given.max() == 4 and torch.all(known[:, 0])  # a prefix, never the whole clip
     assert torch.equal(known, torch.arange(5) < given[:, None])
     assert torch.all(sigma == sigma[:, :1]) and sigma.median() > 0.75  # one level per clip, mostly high
+
+
+def test_layout_drills_give_nothing_and_sit_at_a_noise_level_where_the_prompt_draws_the_layout():
+    rng, config = np.random.default_rng(0), TrainConfig()
+    known, sigma = torch.ones(200, 5, dtype=torch.bool), torch.zeros(200, 5)
+    make_layout_drills(rng, config, known[50:], sigma[50:])  # a slice of the batch, changed in place
+    assert torch.all(known[:50]) and not known[50:].any() and torch.all(sigma[:50] == 0)
+    assert torch.all(sigma[50:] == sigma[50:, :1]) and 0.85 < sigma[50:].median() < 0.9  # sigmoid(2.0) = 0.88
+
+
+def test_the_layout_stage_adds_its_drills_to_the_recipes_batch(trained, monkeypatch):
+    """The layout stage trains on batches of `dit_batch` + `dit_layout_drills` clips, the drills after the recipe's."""
+    root, _ = trained
+    work = train.WorkDir(root / "work")
+    dataset, batches = work.load("latents-refined"), []
+    real_loss = train.flow_matching_loss
+
+    def recording(dit, x0, context, known, sigma, weight, noise=None):
+        batches.append(known.clone())
+        return real_loss(dit, x0, context, known, sigma, weight, noise)
+
+    monkeypatch.setattr(train, "flow_matching_loss", recording)
+    dit = train.WanDiT(train.dit_config(TINY)).init_weights()
+    tokenizer = train.Tokenizer(train.train_tokenizer(TINY, work))  # finished stages: loaded, not trained
+    text = train.train_text_encoder(TINY, tokenizer, work)
+    train.layout_dit(TINY, dit, dataset, train.latent_statistics(dataset), text, tokenizer, train.WorkDir(root / "l"))
+    drills = round(TINY.dit_drill_share * TINY.dit_batch)
+    (known,) = batches
+    assert known.shape[0] == TINY.dit_batch + TINY.dit_layout_drills
+    assert not known[drills:drills + TINY.dit_layout_drills].any()
 
 
 def test_every_dataset_clip_says_whether_it_moves_straight(trained):
