@@ -27,9 +27,10 @@ from ..core.errors import SpacetimeError
 from .conditioning import latent_count, pixel_span
 
 MAX_SECONDS = 60
-# latent frames of a later shot left to the DiT before drift control holds the shot: two of the bundled model's
-# windows (it took 6-10 latent frames to change a setting), less than one of a Wan model's 81-frame windows
-SETTLE_LATENT_FRAMES = 8
+# latent frames of a later shot left to the DiT before drift control holds the shot: three of the bundled model's
+# windows (an earlier set took 6-10 latent frames to change a setting; the present one, turning blue to black, up to
+# 12: held from the 8th on, one seed of three stayed dark blue), less than one of a Wan model's 81-frame windows
+SETTLE_LATENT_FRAMES = 12
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
