@@ -536,13 +536,18 @@ def drill_clips(rng: np.random.Generator, moves_straight: torch.Tensor, count: i
     return pool[rng.integers(len(pool), size=count)]
 
 
+def logit_normal(rng: np.random.Generator, mean: float, std: float) -> float:
+    """One noise level in (0, 1): the sigmoid of a normal draw."""
+    return 1.0 / (1.0 + math.exp(-rng.normal(mean, std)))
+
+
 def make_drills(rng: np.random.Generator, cfg: TrainConfig, known: torch.Tensor, sigma: torch.Tensor) -> None:
     """Turn the clips of `known` [D, T] and `sigma` [D, T] into continuation drills, in place: the first N latent
     frames given (1 <= N < T), the others at one noise level drawn around `cfg.dit_drill_sigma_logit`."""
     frames = known.shape[1]
     for drill in range(len(known)):
         known[drill] = torch.arange(frames) < int(rng.integers(1, frames))
-        sigma[drill] = 1.0 / (1.0 + math.exp(-rng.normal(cfg.dit_drill_sigma_logit, 1.0)))
+        sigma[drill] = logit_normal(rng, cfg.dit_drill_sigma_logit, 1.0)
 
 
 def make_layout_drills(rng: np.random.Generator, cfg: TrainConfig, known: torch.Tensor, sigma: torch.Tensor) -> None:
@@ -550,7 +555,7 @@ def make_layout_drills(rng: np.random.Generator, cfg: TrainConfig, known: torch.
     drawn around `cfg.dit_layout_sigma_logit`, high enough that the prompt alone decides where the object is."""
     known[:] = False
     for drill in range(len(known)):
-        sigma[drill] = 1.0 / (1.0 + math.exp(-rng.normal(cfg.dit_layout_sigma_logit, 0.7)))
+        sigma[drill] = logit_normal(rng, cfg.dit_layout_sigma_logit, 0.7)
 
 
 def flow_matching_loss(dit, x0, context, known, sigma, element_weight, noise=None) -> torch.Tensor:
