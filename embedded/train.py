@@ -22,6 +22,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -213,8 +214,11 @@ class WorkDir:
         tmp.replace(self.checkpoint(stage))  # atomic: an interrupted save never leaves a broken checkpoint
 
     def log(self, **record) -> None:
+        """Append a record, stamped with when it was written (UTC): a run's stage times can be read off the log,
+        across resumes too."""
+        stamped = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
         with self.log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(stamped) + "\n")
 
 
 def stage_rng(cfg: TrainConfig, stage: int, state: dict) -> np.random.Generator:

@@ -2,6 +2,7 @@
 run resumes to the same bytes, and the CLI refuses to mix a fresh run into an old work directory."""
 import dataclasses
 import json
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -42,8 +43,10 @@ def trained(tmp_path_factory):
 
 def test_every_stage_logs_and_the_files_load(trained):
     root, paths = trained
-    stages = [json.loads(line)["stage"] for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
-    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "dit-layout", "done"} <= set(stages)
+    records = [json.loads(line) for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
+    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "dit-layout", "done"} <= {r["stage"] for r in records}
+    written = [datetime.fromisoformat(r["at"]) for r in records]  # what the stage times are read from
+    assert written == sorted(written) and all(at.tzinfo is not None for at in written)
     model = load_model(paths["dit"])
     assert model.config.variant == "spacetime-mini" and model.config.per_frame_timesteps
     vae = load_vae(paths["vae"])
