@@ -19,7 +19,7 @@ from comfyui_spacetime.embedded.train import (Phase, TrainConfig, VAEPhase, dril
                                               phase_lr, train_embedded, vae_loss)
 from comfyui_spacetime.vae import load_vae
 
-TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6,
+TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6, chain_clips=3,
                            vae_phases=(VAEPhase(steps=2, batch=4, clip_frames=5, lr=1e-3, warmup=100),
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=3e-4, warmup=50),
                                        VAEPhase(steps=1, batch=2, clip_frames=17, lr=5e-4, warmup=50,
@@ -192,10 +192,11 @@ def test_layout_drills_give_nothing_and_sit_at_a_noise_level_where_the_prompt_dr
 
 
 def test_the_layout_stage_adds_its_drills_to_the_recipes_batch(trained, monkeypatch):
-    """The layout stage trains on batches of `dit_batch` + `dit_layout_drills` clips, the drills after the recipe's."""
+    """The layout stage trains on batches of `dit_batch` + `dit_layout_drills` + `dit_chain_drills` clips, the drills
+    after the recipe's, the chain drills last with their first one or two latent frames given."""
     root, _ = trained
     work = train.WorkDir(root / "work")
-    dataset, batches = work.load("latents-refined"), []
+    dataset, long, batches = work.load("latents-refined"), work.load("latents-long"), []
     real_loss = train.flow_matching_loss
 
     def recording(dit, x0, context, known, sigma, weight, noise=None):
@@ -206,11 +207,28 @@ def test_the_layout_stage_adds_its_drills_to_the_recipes_batch(trained, monkeypa
     dit = train.WanDiT(train.dit_config(TINY)).init_weights()
     tokenizer = train.Tokenizer(train.train_tokenizer(TINY, work))  # finished stages: loaded, not trained
     text = train.train_text_encoder(TINY, tokenizer, work)
-    train.layout_dit(TINY, dit, dataset, train.latent_statistics(dataset), text, tokenizer, train.WorkDir(root / "l"))
+    train.layout_dit(TINY, dit, dataset, long, train.latent_statistics(dataset), text, tokenizer,
+                     train.WorkDir(root / "l"))
     drills = round(TINY.dit_drill_share * TINY.dit_batch)
     (known,) = batches
-    assert known.shape[0] == TINY.dit_batch + TINY.dit_layout_drills
+    assert known.shape[0] == TINY.dit_batch + TINY.dit_layout_drills + TINY.dit_chain_drills
     assert not known[drills:drills + TINY.dit_layout_drills].any()
+    chain = known[-TINY.dit_chain_drills:]
+    assert chain[:, 0].all() and not chain[:, 2:].any()
+
+
+def test_chain_drills_are_windows_from_the_middle_of_long_clips(trained):
+    """A chain drill's first latent frame is one that codes four pixel frames: never a long clip's first."""
+    root, _ = trained
+    long = train.WorkDir(root / "work").load("latents-long")
+    bucket = next(iter(long.values()))
+    assert bucket["latents"].shape[2] == 9  # 33 frames
+    windows, idx, known = train.chain_drills(np.random.default_rng(0), TINY, bucket, 5)
+    assert windows.shape[0] == len(idx) == len(known) == TINY.dit_chain_drills
+    for window, clip in zip(windows, bucket["latents"][idx]):
+        starts = [s for s in range(5) if torch.equal(clip[:, s:s + 5], window)]
+        assert starts and 0 not in starts
+    assert set(known.sum(1).tolist()) <= {1, 2} and all(torch.equal(k, k.sort(descending=True).values) for k in known)
 
 
 def test_every_dataset_clip_says_whether_it_moves_straight(trained):
