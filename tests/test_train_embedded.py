@@ -31,7 +31,8 @@ TINY = dataclasses.replace(TrainConfig(), caption_corpus=2000, dataset_clips=6, 
                            vae_refine=(VAEPhase(steps=1, batch=1, clip_frames=17, lr=3e-4, warmup=30),),
                            encode_batch=3, text_steps=2,
                            dit_phases=(Phase(steps=2, lr=8e-4, warmup=200), Phase(steps=1, lr=4e-4, warmup=100)),
-                           dit_refine=Phase(steps=1, lr=2e-4, warmup=50), dit_layout=Phase(steps=1, lr=2e-4, warmup=50))
+                           dit_refine=Phase(steps=1, lr=2e-4, warmup=50), dit_layout=Phase(steps=1, lr=2e-4, warmup=50),
+                           dit_pair_layout=Phase(steps=1, lr=1e-4, warmup=50))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def trained(tmp_path_factory):
 def test_every_stage_logs_and_the_files_load(trained):
     root, paths = trained
     records = [json.loads(line) for line in (root / "work" / "losses.jsonl").read_text().splitlines()]
-    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "dit-layout", "done"} <= {r["stage"] for r in records}
+    assert {"text", "vae", "vae-refined", "dit", "dit-refined", "dit-layout", "dit-pairs",
+                                                                            "done"} <= {r["stage"] for r in records}
     written = [datetime.fromisoformat(r["at"]) for r in records]  # what the stage times are read from
     assert written == sorted(written) and all(at.tzinfo is not None for at in written)
     model = load_model(paths["dit"])
@@ -215,6 +217,37 @@ def test_the_layout_stage_adds_its_drills_to_the_recipes_batch(trained, monkeypa
     assert not known[drills:drills + TINY.dit_layout_drills].any()
     chain = known[-TINY.dit_chain_drills:]
     assert chain[:, 0].all() and not chain[:, 2:].any()
+
+
+def test_the_pair_stage_adds_two_object_clips_to_the_layout_drills(trained, monkeypatch):
+    """Stage 8's batches: the layout stage's, with `dit_pair_drills` two-object clips after the straight movers'
+    layout drills, nothing given."""
+    root, _ = trained
+    work = train.WorkDir(root / "work")
+    dataset, long = work.load("latents-refined"), work.load("latents-long")
+    for bucket in dataset.values():  # one known pair per size, whatever the tiny dataset drew
+        bucket["two_objects"] = torch.arange(len(bucket["captions"])) == 1
+    drawn, batches = [], []
+    real_pairs, real_loss = train.pair_clips, train.flow_matching_loss
+    monkeypatch.setattr(train, "pair_clips", lambda *args: drawn.append(real_pairs(*args)) or drawn[-1])
+    monkeypatch.setattr(train, "flow_matching_loss", lambda dit, x0, context, known, *rest, **kw:
+                        batches.append(known.clone()) or real_loss(dit, x0, context, known, *rest, **kw))
+    dit = train.WanDiT(train.dit_config(TINY)).init_weights()
+    tokenizer = train.Tokenizer(train.train_tokenizer(TINY, work))
+    text = train.train_text_encoder(TINY, tokenizer, work)
+    train.pair_layout_dit(TINY, dit, dataset, long, train.latent_statistics(dataset), text, tokenizer,
+                          train.WorkDir(root / "p"))
+    (pairs,), (known,) = drawn, batches
+    assert pairs.tolist() == [1] * TINY.dit_pair_drills
+    assert known.shape[0] == TINY.dit_batch + TINY.dit_layout_drills + TINY.dit_pair_drills + TINY.dit_chain_drills
+    drills = round(TINY.dit_drill_share * TINY.dit_batch)
+    assert not known[drills:drills + TINY.dit_layout_drills + TINY.dit_pair_drills].any()
+
+
+def test_every_dataset_clip_says_whether_it_holds_two_objects(trained):
+    root, _ = trained
+    for bucket in train.WorkDir(root / "work").load("latents").values():
+        assert bucket["two_objects"].tolist() == [" left of " in c or " right of " in c for c in bucket["captions"]]
 
 
 def test_chain_drills_are_windows_from_the_middle_of_long_clips(trained):
