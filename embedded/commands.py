@@ -12,7 +12,7 @@ def add_embedded_commands(subparsers) -> None:
     """Register `train-embedded` and `quality` on the `spacetime` CLI's subparsers."""
     train = subparsers.add_parser(
         "train-embedded", help="train the bundled spacetime-mini model from scratch on the procedural world",
-        description="Trains the tokenizer, text encoder, VAE and DiT of spacetime-mini on a CPU (about 170-220 min on "
+        description="Trains the tokenizer, text encoder, VAE and DiT of spacetime-mini on a CPU (about 180-230 min on "
                     "2 cores, docs/EMBEDDED.md) and writes the three safetensors files.")
     train.add_argument("--out", type=Path, default=None, help="folder for the model files (default: the bundled "
                                                               "models/spacetime-mini)")
