@@ -476,9 +476,8 @@ def _cosine(step: int, total: int, warmup: int = 100) -> float:
 @torch.inference_mode()
 def encode_dataset(cfg: TrainConfig, vae: WanVAE, work: WorkDir, stage: str = "latents", long: bool = False) -> dict:
     """{(width, height): {"latents": [N, C, T, h, w] raw, "captions": [N], "moves_straight": [N] bool,
-    "two_objects": [N] bool}} of the
-    world's 17-frame clips (`cfg.dataset_clips`), or with `long` of its 33-frame clips (`cfg.chain_clips`, seeds after
-    the short ones'), checkpointed as the work dir's `stage`."""
+    "two_objects": [N] bool}} of the world's 17-frame clips (`cfg.dataset_clips`), or with `long` of its 33-frame
+    clips (`cfg.chain_clips`, seeds after the short ones'), checkpointed as the work dir's `stage`."""
     state = work.load(stage)
     if state is not None:
         return state

@@ -229,9 +229,17 @@ def test_the_pair_stage_adds_two_object_clips_to_the_layout_drills(trained, monk
         bucket["two_objects"] = torch.arange(len(bucket["captions"])) == 1
     drawn, batches = [], []
     real_pairs, real_loss = train.pair_clips, train.flow_matching_loss
-    monkeypatch.setattr(train, "pair_clips", lambda *args: drawn.append(real_pairs(*args)) or drawn[-1])
-    monkeypatch.setattr(train, "flow_matching_loss", lambda dit, x0, context, known, *rest, **kw:
-                        batches.append(known.clone()) or real_loss(dit, x0, context, known, *rest, **kw))
+
+    def recording_pairs(rng, two_objects, count):
+        drawn.append(real_pairs(rng, two_objects, count))
+        return drawn[-1]
+
+    def recording_loss(dit, x0, context, known, sigma, weight, noise=None):
+        batches.append(known.clone())
+        return real_loss(dit, x0, context, known, sigma, weight, noise)
+
+    monkeypatch.setattr(train, "pair_clips", recording_pairs)
+    monkeypatch.setattr(train, "flow_matching_loss", recording_loss)
     dit = train.WanDiT(train.dit_config(TINY)).init_weights()
     tokenizer = train.Tokenizer(train.train_tokenizer(TINY, work))
     text = train.train_text_encoder(TINY, tokenizer, work)
