@@ -557,15 +557,10 @@ def noise_levels(rng: np.random.Generator, cfg: TrainConfig, batch: int, frames:
     return sigma
 
 
-def drill_clips(rng: np.random.Generator, moves_straight: torch.Tensor, count: int) -> np.ndarray:
-    """Indices of `count` continuation drills among a size's clips: straight movers (any clip if there are none)."""
-    pool = np.flatnonzero(moves_straight.numpy()) if moves_straight.any() else np.arange(len(moves_straight))
-    return pool[rng.integers(len(pool), size=count)]
-
-
-def pair_clips(rng: np.random.Generator, two_objects: torch.Tensor, count: int) -> np.ndarray:
-    """Indices of `count` clips of two objects side by side among a size's clips (any clip if there are none)."""
-    pool = np.flatnonzero(two_objects.numpy()) if two_objects.any() else np.arange(len(two_objects))
+def drill_clips(rng: np.random.Generator, eligible: torch.Tensor, count: int) -> np.ndarray:
+    """Indices of `count` drills among a size's clips, drawn from those `eligible` [N] marks (straight movers, or
+    two-object clips), any clip if none is."""
+    pool = np.flatnonzero(eligible.numpy()) if eligible.any() else np.arange(len(eligible))
     return pool[rng.integers(len(pool), size=count)]
 
 
@@ -713,7 +708,7 @@ def _train_dit_phases(dit: WanDiT, phases: tuple[Phase, ...], cfg: TrainConfig, 
         if layout_drills:
             idx[drills:drills + layout_drills] = drill_clips(rng, dataset[size]["moves_straight"], layout_drills)
         if pair_drills:
-            idx[drills + layout_drills:layout.stop] = pair_clips(rng, dataset[size]["two_objects"], pair_drills)
+            idx[drills + layout_drills:layout.stop] = drill_clips(rng, dataset[size]["two_objects"], pair_drills)
         x0 = (dataset[size]["latents"][idx] - mean) / std  # (B, C, T, h, w)
         dropped = torch.from_numpy(rng.random(batch) < cfg.caption_dropout)[:, None, None]
         context = torch.where(dropped, contexts[size][0], contexts[size][1 + idx])  # (B, L, D)

@@ -228,17 +228,20 @@ def test_the_pair_stage_adds_two_object_clips_to_the_layout_drills(trained, monk
     for bucket in dataset.values():  # one known pair per size, whatever the tiny dataset drew
         bucket["two_objects"] = torch.arange(len(bucket["captions"])) == 1
     drawn, batches = [], []
-    real_pairs, real_loss = train.pair_clips, train.flow_matching_loss
+    real_drills, real_loss = train.drill_clips, train.flow_matching_loss
+    pair_flags = [bucket["two_objects"] for bucket in dataset.values()]
 
-    def recording_pairs(rng, two_objects, count):
-        drawn.append(real_pairs(rng, two_objects, count))
-        return drawn[-1]
+    def recording_pairs(rng, eligible, count):
+        clips = real_drills(rng, eligible, count)
+        if any(eligible is flags for flags in pair_flags):
+            drawn.append(clips)
+        return clips
 
     def recording_loss(dit, x0, context, known, sigma, weight, noise=None):
         batches.append(known.clone())
         return real_loss(dit, x0, context, known, sigma, weight, noise)
 
-    monkeypatch.setattr(train, "pair_clips", recording_pairs)
+    monkeypatch.setattr(train, "drill_clips", recording_pairs)
     monkeypatch.setattr(train, "flow_matching_loss", recording_loss)
     dit = train.WanDiT(train.dit_config(TINY)).init_weights()
     tokenizer = train.Tokenizer(train.train_tokenizer(TINY, work))
