@@ -15,7 +15,7 @@ from .core.paths import INPUT_DIR_ENV, MODELS_DIR_ENV, OUTPUT_DIR_ENV, output_di
 from .core.video import DEFAULT_CRF
 from .embedded.commands import add_embedded_commands
 from .nodes.loaders import ATTENTION_BACKENDS, WEIGHT_DTYPES
-from .nodes.sampling import FRAME_ORDERS
+from .nodes.sampling import FRAME_ORDERS, KEYFRAME_FITS
 from .nodes.video_io import WATERMARKS, Signing, save_video
 from .pipeline import ModelFiles, generate, load_models
 from .sampler import FIRST_FRAME_CANDIDATES
@@ -87,6 +87,9 @@ def _add_generate(subparsers) -> None:
     gen.add_argument("--no-drift-control", dest="drift_control", action="store_false",
                      help="videos longer than one window: let the background drift instead of holding each shot's "
                           "(for a setting that should change within a shot)")
+    gen.add_argument("--keyframe-fit", choices=KEYFRAME_FITS, default="auto",
+                     help="with --image, --keyframe or --extend: fit the latent frames holding them so the VAE "
+                          "decodes the given images (auto: on for spacetime-mini, off for Wan)")
     gen.add_argument("--no-recaption", dest="recaption", action="store_false",
                      help="spacetime-mini: encode the prompt as typed instead of rewritten into the caption wording "
                           "it was trained on")
@@ -131,7 +134,8 @@ def _generate(args: argparse.Namespace) -> int:
                       fps=args.fps, size=args.size, seed=args.seed, steps=args.steps, cfg=args.cfg, shift=args.shift,
                       solver=args.solver, frame_order=args.frame_order,
                       first_frame_candidates=args.first_frame_candidates,
-                      recaption=args.recaption, drift_control=args.drift_control, models=models)
+                      recaption=args.recaption, drift_control=args.drift_control,
+                      keyframe_fit=args.keyframe_fit, models=models)
     signing = None
     if args.sign:
         prompt = args.prompt if args.include_prompt else None

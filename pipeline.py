@@ -80,14 +80,15 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
              solver: str | None = None, models: Models | None = None, context_frames: int = 0,
              anchor_first_frame: bool = False, frame_order: str = "auto",
              first_frame_candidates: int = FIRST_FRAME_CANDIDATES, recaption: bool = True,
-             drift_control: bool = True) -> Generation:
+             drift_control: bool = True, keyframe_fit: str = "auto") -> Generation:
     """Generate a video; `image`, `extend` and keyframe images may be paths or IMAGE tensors.
 
     `extend`: a clip to extend by `seconds` in `direction`, at its size (and its frame rate unless `fps`).
     `keyframes`: (pixel frame index, image) pairs. `references`: subject reference images (VACE models only).
     `size`: (width, height) or "WxH". Length: `frames`, else `seconds` at `fps`, else the model's default.
-    `frame_order`, `first_frame_candidates` (text to video only) and `drift_control` (chained windows only): as the
-    Sampler node's. `recaption`: as Text Encode's (spacetime-mini's prompts into its caption wording).
+    `frame_order`, `first_frame_candidates` (text to video only), `drift_control` (chained windows only) and
+    `keyframe_fit` (with keyframes only): as the Sampler node's. `recaption`: as Text Encode's (spacetime-mini's
+    prompts into its caption wording).
     """
     models = models or load_models()
     defaults = models.model.sampling or FALLBACK_DEFAULTS
@@ -108,7 +109,8 @@ def generate(prompt: str, negative: str = "", image=None, extend=None, direction
         known = SpacetimeSubjectReference().build(models.vae, load_image(picture), known)[0]
     settings = dict(seed=seed, steps=steps or defaults.steps, cfg=defaults.cfg if cfg is None else cfg,
                     shift=shift or defaults.shift, solver=solver or defaults.sampler, frame_order=frame_order,
-                    first_frame_candidates=first_frame_candidates, drift_control=drift_control)
+                    first_frame_candidates=first_frame_candidates, drift_control=drift_control,
+                    keyframe_fit=keyframe_fit)
     sampled, info = SpacetimeSampler().sample(models.model, conditioning, latent, denoise=1.0, fps=fps,
                                               keyframes=known, vae=models.vae, **settings)["result"]
     video = SpacetimeVAEDecode().decode(models.vae, sampled, False, 256, 64, 0)[0]

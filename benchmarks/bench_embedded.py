@@ -2,9 +2,9 @@
 
     python -m comfyui_spacetime.benchmarks.bench_embedded --repeats 3 --long-seconds 60
 
-Prints markdown table rows: a 64x64, 17-frame clip at 20 steps with CFG (median of the repeats) and one
-minute-long chained clip, on the device the loaders pick (CUDA when there is one). Models are loaded once,
-outside the timings.
+Prints markdown table rows: a 64x64, 17-frame clip at 20 steps with CFG (median of the repeats), the same clip as an
+infill between two given frames with the keyframe fit off and on, and one minute-long chained clip, on the device
+the loaders pick (CUDA when there is one). Models are loaded once, outside the timings.
 """
 import argparse
 import statistics
@@ -50,6 +50,12 @@ def main() -> None:
         times = [end_to_end(models, out, frames=17, steps=20, seed=i) for i in range(args.repeats)]
         print(f"| 64x64, 17 frames | 20 | {cfg} | {device} | {statistics.median(times):.2f} | "
               f"{args.repeats} |")
+        ends = generate(PROMPT, models=models, frames=17, seed=0).frames[[0, 16]]  # keyframes [2, H, W, 3]
+        for fit in ("off", "on"):
+            times = [end_to_end(models, out, frames=17, steps=20, seed=i, keyframes=[(0, ends[:1]), (16, ends[1:])],
+                                keyframe_fit=fit) for i in range(args.repeats)]
+            print(f"| 64x64, 17 frames, infill of frames 0 and 16, keyframe fit {fit} | 20 | {cfg} | {device} | "
+                  f"{statistics.median(times):.2f} | {args.repeats} |")
         if args.long_seconds:
             seconds = end_to_end(models, out, seconds=args.long_seconds, steps=20, seed=0)
             print(f"| 64x64, {args.long_seconds:g} s chained | 20 | {cfg} | {device} | {seconds:.1f} | 1 |")

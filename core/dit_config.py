@@ -30,6 +30,7 @@ class SamplingDefaults:
     boundary: float | None = None
     cfg_low_noise: float | None = None  # A14B uses a different guidance for its low-noise expert
     first_frame_first: bool = False  # text to video samples its first frame in a pass of its own (sampler/sample.py)
+    keyframe_fit: bool = False  # the latent frames holding keyframes are fitted to decode to them (keyframe_fit.py)
 
 
 @dataclass(frozen=True)

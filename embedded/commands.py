@@ -30,8 +30,9 @@ def add_embedded_commands(subparsers) -> None:
         "quality", help="measure the bundled model against the quality targets (colour, direction, I2V, ...)",
         description="Generates held-out prompts through the pipeline and reads the frames with an analytic "
                     "detector; prints the measures against the targets of issue 5, and the same measures on the VAE "
-                    "round trips of the true clips (the most any DiT could score through this VAE; for drift, what "
-                    "the VAE alone adds over a long true clip).")
+                    "round trips of the true clips (the most any DiT could score through this VAE, except where the "
+                    "keyframe fit fits given frames to the decoder; for drift, what the VAE alone adds over a long "
+                    "true clip).")
     size = quality.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="full", action="store_false", help="reduced set (default, ~2 min)")
     size.add_argument("--full", dest="full", action="store_true", help="full set (60 prompts, 60 s drift)")

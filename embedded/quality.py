@@ -460,8 +460,10 @@ def round_trip_ceiling(vae, config: ReportConfig = QUICK) -> dict[str, tuple[flo
     drift of long clips, on the VAE round trips of the report's true held-out clips.
 
     A DiT's clips reach the screen through this VAE, so these are the most any DiT could score with it: they show
-    whether a low score comes from the DiT or from the VAE. Drift is the exception: it says what the decoder alone
-    lets a minute's background wander, not a bound, since the sampler's drift control also moves a chain's latents.
+    whether a low score comes from the DiT or from the VAE. Two exceptions. The given frames' PSNR: the keyframe fit
+    (sampler/keyframe_fit.py) fits their latent frames to the decoder and can beat the encoder's round trip. Drift:
+    it says what the decoder alone lets a minute's background wander, not a bound, since the sampler's drift
+    control also moves a chain's latents.
     """
     scenes = eval_scenes(config.t2v, config.seed)
     results = measure_t2v(lambda i, scene: vae_round_trip(vae, scenes[i][0]), scenes)

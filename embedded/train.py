@@ -202,9 +202,10 @@ class TrainConfig:
     dit_drill_share: float = 0.3
     dit_drill_sigma_logit: float = 1.5
     # text to video samples the first frame first: the DiT moves a given start the prompt's way far more often than
-    # an object it draws and moves in one pass (sampler/sample.py)
+    # an object it draws and moves in one pass (sampler/sample.py); keyframes are fitted through the decoder, which
+    # alone gives a keyframe back at about 22-26 dB (sampler/keyframe_fit.py)
     sampling: SamplingDefaults = SamplingDefaults(shift=3.0, steps=20, cfg=4.0, fps=8, frames=17, width=64, height=64,
-                                                  first_frame_first=True)
+                                                  first_frame_first=True, keyframe_fit=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

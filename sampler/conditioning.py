@@ -177,6 +177,12 @@ class Keyframes:
                     f"frame {pixel_span(last_a).stop} or later, or join them into one clip.")
         return placed
 
+    def pinned_images(self, frames: int, size: tuple[int, int]) -> dict[int, torch.Tensor]:
+        """{pixel frame: image [H, W, 3] in 0..1 at the video's size (H, W)} for the single images of strength 1 (the
+        sampler keeps them to the end); clips, such as the one Extend Video extends, are left out."""
+        return {start: fit_to_size(item.pixels, size)[0] for start, item in self.placed(frames)
+                if item.strength == 1.0 and item.pixels.shape[0] == 1}
+
     def image_tokens(self, frames: int, first_and_last: bool = False) -> torch.Tensor:
         """CLIP-vision tokens [1, L, D] of the first known frame, or [2, L, D] of the first and the last (FLF2V)."""
         if self.clip_vision is None:

@@ -11,6 +11,7 @@ from .conditioning import Keyframes, TextConditioning, encode_normalized, latent
 from .denoise import DESCRIPTIONS, Denoiser, WindowInputs, resolve_mechanism
 from .first_frame import (FIRST_FRAME_CANDIDATES, MAX_CANDIDATES, candidate_noise, prompt_agreement,
                           stream_after_video)
+from .keyframe_fit import fit_keyframes
 from .long_video import (DriftControl, Timeline, Window, first_new_second, overlap_length, plan_windows,
                          runs_backward, window_length)
 from .preview import latent_preview, preview_factors
@@ -28,8 +29,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
            shift: float | None = None, solver: str = "unipc", denoise: float = 1.0, fps: float = 16,
            callback=None, window_frames: int | None = None, overlap_frames: int | None = None, anchors=None,
            drift_control: bool = True, mechanism: str | None = None, vae=None,
-           first_frame_first: bool = False,
-           first_frame_candidates: int = FIRST_FRAME_CANDIDATES) -> SampleResult:
+           first_frame_first: bool = False, first_frame_candidates: int = FIRST_FRAME_CANDIDATES,
+           keyframe_fit: bool = False) -> SampleResult:
     """Sample a video latent [B, C, T, H, W] (raw, as LATENT["samples"]) from noise drawn from `seed` on the CPU.
 
     `model`: a SpacetimeModel. `negative` defaults to `positive.negative`. `shift`, `window_frames` default to
@@ -41,6 +42,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     keep its first latent frame and sample the video again from it, as image to video; with
     `first_frame_candidates` > 1, sample that many first windows per video and keep the first frame of the one
     the model finds its prompt explains best (first_frame.py; it needs a negative prompt, else the seed's own).
+    `keyframe_fit`: afterwards fit the latent frames holding keyframes so the VAE decodes the given images
+    (keyframe_fit.py; costs a decoder backward pass per step and frame).
     """
     negative = negative if negative is not None else positive.negative
     _check_arguments(cfg, negative, latent_raw, first_frame_candidates)
@@ -79,7 +82,11 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
         notes.append(f"CLIP-vision tokens of {which} known frame in every call")
     if timeline.references is not None:
         notes.append(f"{timeline.references.shape[2]} subject reference(s) beside every window")
-    return SampleResult(denormalize(timeline.latent, *stats), _describe(used, windows, length, candidates, notes))
+    latent = denormalize(timeline.latent, *stats)
+    if keyframe_fit and keyframes is not None:
+        latent, fitted = fit_keyframes(latent, keyframes)
+        notes += [fitted] if fitted else []
+    return SampleResult(latent, _describe(used, windows, length, candidates, notes))
 
 
 def describe_mechanism(model, mechanism: str | None = None) -> str:

@@ -91,13 +91,15 @@ def round_trip(mini, frames: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(quality.vae_round_trip(mini.vae, frames.numpy()))
 
 
-def generate(mini, prompt: str, frames: int, keyframes=None, steps: int = 20, cfg: float | None = None, seed: int = 0):
-    """Sample with the model's own defaults: the raw latent [1, C, T, H, W]."""
+def generate(mini, prompt: str, frames: int, keyframes=None, steps: int = 20, cfg: float | None = None, seed: int = 0,
+             keyframe_fit: bool = False):
+    """Sample with the model's own defaults (the keyframe fit only when asked): the raw latent [1, C, T, H, W]."""
     defaults = mini.model.sampling
     latent = torch.zeros(1, mini.vae.config.latent_channels, (frames - 1) // 4 + 1, SIZE // 8, SIZE // 8)
     conditioning = TextConditioning.encode(mini.text_encoder, prompt, "")
     return sample(mini.model, latent, conditioning, keyframes=keyframes, seed=seed, steps=steps,
-                  cfg=defaults.cfg if cfg is None else cfg, shift=defaults.shift, fps=FPS, vae=mini.vae).latent
+                  cfg=defaults.cfg if cfg is None else cfg, shift=defaults.shift, fps=FPS, vae=mini.vae,
+                  keyframe_fit=keyframe_fit).latent
 
 
 def test_image_to_video_keeps_frame_zero(mini, clips):
@@ -137,6 +139,18 @@ def test_infill_reproduces_its_keyframes(mini, clips):
     video, truth = infill(mini, clip, scene), round_trip(mini, clip[:17])
     assert quality.psnr(video[0], clip[0]) >= quality.psnr(truth[0], clip[0]) - 0.5
     assert quality.psnr(video[16], clip[16]) >= quality.psnr(truth[16], clip[16]) - INFILL_MARGIN_DB
+
+
+def test_keyframe_fit_shows_the_keyframes_better_than_the_vae_alone(mini, clips):
+    """The model's default: the latent frames holding infill's keyframes are fitted through the decoder. Measured
+    on these eight clips, frame 0 / 16: 27.5-34.0 / 25.5-31.7 dB, the round trip 24.0-28.5 / 23.5-28.5 (this clip
+    29.1 / 26.6 against 24.9 / 24.4); the issue's target is 25 dB."""
+    clip, scene = clips[3]
+    keyframes = Keyframes.from_images(mini.vae, clip[[0, 16]], [0, 16])
+    video = decode(mini, generate(mini, scene.caption, 17, keyframes, keyframe_fit=True))
+    truth = round_trip(mini, clip[:17])
+    for frame, margin_db in ((0, 2.0), (16, 1.0)):
+        assert quality.psnr(video[frame], clip[frame]) >= max(25.0, quality.psnr(truth[frame], clip[frame]) + margin_db)
 
 
 def test_infill_moves_between_its_keyframes(mini, clips):

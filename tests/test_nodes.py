@@ -173,6 +173,24 @@ def test_frame_order_auto_is_the_models_default(loaded):
         info(model, "backwards")
 
 
+def test_keyframe_fit_auto_is_the_models_default(loaded):
+    conditioning = SpacetimeTextEncode().encode(loaded.text_encoder, "a red ball", "")[0]
+    latent = SpacetimeEmptyLatentVideo().generate(loaded.vae, 32, 32, 9, 1)[0]
+    keyframes = SpacetimeImageToVideo().build(loaded.vae, torch.rand(1, 32, 32, 3), 1.0)[0]
+
+    def info(model, fit):
+        return SpacetimeSampler().sample(model, conditioning, latent, 0, 2, 1.0, 5.0, "euler", 1.0, 8.0,
+                                         keyframes=keyframes, keyframe_fit=fit)["result"][1]
+
+    assert "keyframe fit" not in info(loaded.model, "auto")  # Wan's default: off
+    assert "keyframe fit: 1 latent frame(s)" in info(loaded.model, "on")
+    mini_like = dataclasses.replace(loaded.model.sampling, keyframe_fit=True)
+    model = dataclasses.replace(loaded.model, config=dataclasses.replace(loaded.model.config, sampling=mini_like))
+    assert "keyframe fit" in info(model, "auto") and "keyframe fit" not in info(model, "off")
+    with pytest.raises(SpacetimeError, match="keyframe_fit 'always' is unknown"):
+        info(model, "always")
+
+
 def test_vae_encode_decode_tiled_and_batch_index(loaded):
     video = torch.rand(2, 32, 48, 3)
     latent = SpacetimeVAEEncode().encode(loaded.vae, video)[0]

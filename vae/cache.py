@@ -35,6 +35,15 @@ class CausalCache:
     def next_chunk(self) -> None:
         self.chunk_index += 1
 
+    def snapshot(self) -> tuple[int, dict]:
+        """The state before a chunk, for decoding that chunk again from it (`restore`). A shallow copy is enough:
+        slots are replaced, never changed in place."""
+        return self.chunk_index, dict(self._frames)
+
+    def restore(self, state: tuple[int, dict]) -> None:
+        self.chunk_index, frames = state
+        self._frames = dict(frames)
+
     def previous(self, module: nn.Module, device: torch.device) -> torch.Tensor | None:
         """The frames `module` remembered from the previous chunk, on `device`; None before the first."""
         frames = self._frames.get(module)
