@@ -234,7 +234,8 @@ def test_a_bundled_workflow_queued_from_the_page_makes_a_video(canvas, server):
 
 
 def test_wan21_image_to_video_with_clip_vision_and_a_lora_runs_in_the_server(server):
-    """Tiny random-weight files in ComfyUI's own model folders (loras and clip_vision included), queued over the API."""
+    """Tiny random-weight files in ComfyUI's own model folders (loras and clip_vision included), queued over the API,
+    with the keyframe fit on."""
     from PIL import Image
 
     from tests import tiny_clip, tiny_dit, tiny_lora, tiny_te, tiny_vae
@@ -267,7 +268,8 @@ def test_wan21_image_to_video_with_clip_vision_and_a_lora_runs_in_the_server(ser
                                                                    "frames": 5, "batch_size": 1}},
         "10": {"class_type": "SpacetimeSampler", "inputs": {
             "model": ["2", 0], "conditioning": ["8", 0], "latent": ["9", 0], "keyframes": ["7", 0], "vae": ["4", 0],
-            "seed": 1, "steps": 2, "cfg": 1.0, "shift": 5.0, "solver": "euler", "denoise": 1.0, "fps": 8.0}},
+            "seed": 1, "steps": 2, "cfg": 1.0, "shift": 5.0, "solver": "euler", "denoise": 1.0, "fps": 8.0,
+            "keyframe_fit": "on"}},  # gradients through a VAE ComfyUI loaded in inference mode
         "11": {"class_type": "SpacetimeVAEDecode", "inputs": {"vae": ["4", 0], "latent": ["10", 0], "tiled": False,
                                                              "tile_size": 256, "tile_overlap": 64, "batch_index": 0}},
         "12": {"class_type": "SpacetimeSaveVideo", "inputs": {
@@ -278,4 +280,5 @@ def test_wan21_image_to_video_with_clip_vision_and_a_lora_runs_in_the_server(ser
     assert result["status"]["status_str"] == "success", result["status"]
     info = result["outputs"]["10"]["text"][0]
     assert info.startswith("concat") and "LoRA t_lora.safetensors: 5 low-rank layers" in info
+    assert "keyframe fit: 1 latent frame(s)" in info
     assert list(server.base.joinpath("output").glob("wan21_i2v_*.mp4"))
