@@ -88,8 +88,8 @@ def _add_generate(subparsers) -> None:
                      help="videos longer than one window: let the background drift instead of holding each shot's "
                           "(for a setting that should change within a shot)")
     gen.add_argument("--keyframe-fit", choices=KEYFRAME_FITS, default="auto",
-                     help="with --image, --keyframe or --extend: fit the latent frames holding them so the VAE "
-                          "decodes the given images (auto: on for spacetime-mini, off for Wan)")
+                     help="with --image or --keyframe: fit the latent frames holding those images so the VAE "
+                          "decodes them as given (auto: on for spacetime-mini, off for Wan)")
     gen.add_argument("--no-recaption", dest="recaption", action="store_false",
                      help="spacetime-mini: encode the prompt as typed instead of rewritten into the caption wording "
                           "it was trained on")

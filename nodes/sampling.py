@@ -62,9 +62,9 @@ class SpacetimeSampler:
                     "against the slow colour drift of chained windows. Turn off for a setting that should change "
                     "within a shot, such as a sunset or a camera moving somewhere new."}),
                 "keyframe_fit": (list(KEYFRAME_FITS), {"default": "auto", "tooltip":
-                    "With keyframes: after sampling, fit each latent frame that holds a keyframe so the VAE decodes "
-                    "the given image there (a few gradient steps through the decoder; the other frames stay as "
-                    "sampled). spacetime-mini's VAE softens a keyframe to about 22-26 dB PSNR, fitted about 28-32. "
+                    "After sampling, fit each latent frame that holds a single given image (Image to Video, Infill "
+                    "Frames; not Extend Video's clip) so the VAE decodes that image there (a few gradient steps "
+                    "through the decoder; the other frames stay as sampled). spacetime-mini's VAE softens a keyframe to about 22-26 dB PSNR, fitted about 28-32. "
                     "'auto': on for spacetime-mini; off for Wan, whose VAE keeps keyframes nearly intact and where "
                     "each step is a backward pass through the decoder at full size (seconds and gigabytes)."}),
             },
