@@ -94,19 +94,21 @@ class SpacetimeSampler:
 
 
 def _first_frame_first(model, frame_order: str) -> bool:
-    if frame_order not in FRAME_ORDERS:
-        raise SpacetimeError(f"frame_order {frame_order!r} is unknown; expected one of {', '.join(FRAME_ORDERS)}.")
-    if frame_order == "auto":
-        return model.sampling is not None and model.sampling.first_frame_first
-    return frame_order == "first frame first"
+    return _switch(model, "frame_order", frame_order, FRAME_ORDERS, on="first frame first", default="first_frame_first")
 
 
 def _keyframe_fit(model, keyframe_fit: str) -> bool:
-    if keyframe_fit not in KEYFRAME_FITS:
-        raise SpacetimeError(f"keyframe_fit {keyframe_fit!r} is unknown; expected one of {', '.join(KEYFRAME_FITS)}.")
-    if keyframe_fit == "auto":
-        return model.sampling is not None and model.sampling.keyframe_fit
-    return keyframe_fit == "on"
+    return _switch(model, "keyframe_fit", keyframe_fit, KEYFRAME_FITS, on="on", default="keyframe_fit")
+
+
+def _switch(model, name: str, value: str, choices: tuple[str, ...], on: str, default: str) -> bool:
+    """Whether a combo of `choices` turns its option on: `value` == `on`, or for "auto" the model's sampling default
+    `default` (off for a model without defaults)."""
+    if value not in choices:
+        raise SpacetimeError(f"{name} {value!r} is unknown; expected one of {', '.join(choices)}.")
+    if value == "auto":
+        return model.sampling is not None and getattr(model.sampling, default)
+    return value == on
 
 
 def _request_notes(model, conditioning, latent_raw) -> list[str]:
