@@ -65,8 +65,8 @@ class SpacetimeSampler:
                     "After sampling, fit each latent frame that holds a single given image (Image to Video, Infill "
                     "Frames; not Extend Video's clip) so the VAE decodes that image there (a few gradient steps "
                     "through the decoder; the other frames stay as sampled). spacetime-mini's VAE softens a keyframe to about 22-26 dB PSNR, fitted about 28-32. "
-                    "'auto': on for spacetime-mini; off for Wan, whose VAE keeps keyframes nearly intact and where "
-                    "each step is a backward pass through the decoder at full size (seconds and gigabytes)."}),
+                    "'auto': on for spacetime-mini; off for Wan, whose much larger VAE loses less and where each "
+                    "step is a backward pass through the decoder at full size (seconds and gigabytes)."}),
             },
         }
 
