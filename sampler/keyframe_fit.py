@@ -26,9 +26,12 @@ FIT_LEARNING_RATE = 0.1  # Adam, in raw latent units (spacetime-mini's latents h
 HOLD_WEIGHT = 1.0
 
 
-def fit_keyframes(latent_raw: torch.Tensor, keyframes: Keyframes, steps: int = FIT_STEPS) -> tuple[torch.Tensor, str]:
+def fit_keyframes(latent_raw: torch.Tensor, keyframes: Keyframes, steps: int = FIT_STEPS,
+                  progress=None) -> tuple[torch.Tensor, str]:
     """Raw latents [B, C, T, H, W] with each latent frame holding a single keyframe image of strength 1 fitted, and
-    a note for the user ("" when there was none): how many were fitted, and their PSNR before and after."""
+    a note for the user ("" when there was none): how many were fitted, and their PSNR before and after.
+
+    `progress(done, total)` is called after every step (raising from it stops the fit, e.g. ComfyUI's Cancel)."""
     vae = keyframes.vae
     _, step_h, step_w = vae.config.compression
     size = (latent_raw.shape[3] * step_h, latent_raw.shape[4] * step_w)
@@ -36,14 +39,17 @@ def fit_keyframes(latent_raw: torch.Tensor, keyframes: Keyframes, steps: int = F
     if not images or steps < 1:
         return latent_raw, ""
     by_latent = {latent_frame_of(pixel): (pixel, image.permute(2, 0, 1) * 2 - 1) for pixel, image in images.items()}
-    errors = []
+    errors, total = [], steps * len(by_latent)
+    # a frame's step, counted after the steps of the frames already fitted (one `errors` entry each)
+    report = (lambda step: progress(len(errors) * steps + step, total)) if progress is not None else None
     with torch.inference_mode(False), torch.enable_grad():
         decode = _Decoder(vae)
         z = latent_raw.detach().clone().float().to(decode.device)
         cache = CausalCache()
         for j in range(max(by_latent) + 1):  # the decoder is causal: frames after the last keyframe do not matter
             if j in by_latent:
-                z[:, :, j:j + 1], before, after = _fit_frame(decode, z[:, :, j:j + 1], cache, j, *by_latent[j], steps)
+                z[:, :, j:j + 1], before, after = _fit_frame(decode, z[:, :, j:j + 1], cache, j, *by_latent[j], steps,
+                                                             report)
                 errors.append((before, after))
             with torch.no_grad():
                 decode(z[:, :, j:j + 1], cache)
@@ -76,13 +82,14 @@ def _usable_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _fit_frame(decode: _Decoder, z: torch.Tensor, cache: CausalCache, latent: int, pixel: int, image: torch.Tensor,
-               steps: int) -> tuple[torch.Tensor, float, float]:
+               steps: int, report=None) -> tuple[torch.Tensor, float, float]:
     """Fit `z` [B, C, 1, H, W], latent frame `latent`, so that it decodes after the frames before it (`cache`) to
     `image` [3, H, W] in -1..1 at pixel frame `pixel`, its other pixel frames staying as they were.
 
     Returns the fitted frame and the image's mean squared error (in -1..1) before and after. `cache` is left as it
     was, for the caller to decode the fitted frame with. The cache keeps no graph, so the frames after this one are
-    not held: measured, they moved by about 35 dB PSNR (docs/EMBEDDED.md, "Keyframe fit")."""
+    not held: measured, they moved by about 35 dB PSNR (docs/EMBEDDED.md, "Keyframe fit"). `report(step)` is called
+    after each step."""
     state = cache.snapshot()
     slot = list(pixel_span(latent)).index(pixel)
     with torch.no_grad():
@@ -104,6 +111,8 @@ def _fit_frame(decode: _Decoder, z: torch.Tensor, cache: CausalCache, latent: in
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if report is not None:
+            report(step + 1)
     cache.restore(state)
     return (z + shift).detach(), errors[0], errors[-1]
 

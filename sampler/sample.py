@@ -43,7 +43,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
     `first_frame_candidates` > 1, sample that many first windows per video and keep the first frame of the one
     the model finds its prompt explains best (first_frame.py; it needs a negative prompt, else the seed's own).
     `keyframe_fit`: afterwards fit the latent frames holding keyframes so the VAE decodes the given images
-    (keyframe_fit.py; costs a decoder backward pass per step and frame).
+    (keyframe_fit.py; costs a decoder backward pass per step and frame; its steps are reported to `callback` after
+    the sampling steps, without a preview).
     """
     negative = negative if negative is not None else positive.negative
     _check_arguments(cfg, negative, latent_raw, first_frame_candidates)
@@ -84,7 +85,8 @@ def sample(model, latent_raw: torch.Tensor, positive: TextConditioning, negative
         notes.append(f"{timeline.references.shape[2]} subject reference(s) beside every window")
     latent = denormalize(timeline.latent, *stats)
     if keyframe_fit and keyframes is not None:
-        latent, fitted = fit_keyframes(latent, keyframes)
+        progress = None if callback is None else lambda done, total: callback(run.total + done, run.total + total, None)
+        latent, fitted = fit_keyframes(latent, keyframes, progress=progress)
         notes += [fitted] if fitted else []
     return SampleResult(latent, _describe(used, windows, length, candidates, notes))
 

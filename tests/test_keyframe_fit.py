@@ -1,11 +1,13 @@
 """Keyframe fit (sampler/keyframe_fit.py) on a tiny random VAE: the fitted latent frames decode closer to their images,
 nothing else is touched, and it runs the way ComfyUI calls nodes (inference mode, inference-tensor weights)."""
+import pytest
 import torch
 
-from comfyui_spacetime.sampler import Keyframe, Keyframes
+from comfyui_spacetime.sampler import Keyframe, Keyframes, sample
 from comfyui_spacetime.sampler import keyframe_fit
 from comfyui_spacetime.sampler.keyframe_fit import fit_keyframes
-from tests.tiny_vae import FAST_21, random_vae
+from tests.tiny_sampler import oracle_model, prompt
+from tests.tiny_vae import FAST_21, TINY_21, random_vae
 
 LATENT_SHAPE = (1, FAST_21.z_dim, 3, 2, 3)  # 9 pixel frames of 8x12 (compression 4x4x4)
 
@@ -65,3 +67,28 @@ def test_clips_and_partial_keyframes_are_left_as_sampled():
     for keyframes in (extension, partial):
         fitted, note = fit_keyframes(latent, keyframes)
         assert fitted is latent and note == ""
+
+
+def test_progress_counts_every_step_and_can_stop_the_fit():
+    vae, latent, images = setup()
+    keyframes = Keyframes.from_images(vae, images, [0, 8])
+    calls = []
+    fit_keyframes(latent, keyframes, steps=3, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(step, 6) for step in range(1, 7)]
+
+    def cancel(done, total):
+        raise KeyboardInterrupt  # what ComfyUI's Cancel raises through the progress bar, in spirit
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_keyframes(latent, keyframes, progress=cancel)
+
+
+def test_the_samplers_progress_goes_on_through_the_fit():
+    vae = random_vae(TINY_21)
+    keyframes = Keyframes.from_images(vae, torch.rand(1, 16, 16, 3), [0])
+    seen = []
+    result = sample(oracle_model(), torch.zeros(1, 16, 3, 2, 2), prompt(0.2), keyframes=keyframes, steps=3, cfg=1,
+                    keyframe_fit=True, callback=lambda step, total, preview: seen.append((step, total, preview)))
+    total = 3 + keyframe_fit.FIT_STEPS
+    assert [step for step, _, _ in seen] == list(range(1, total + 1)) and seen[-1][1] == total
+    assert all(preview is None for _, _, preview in seen[3:]) and "keyframe fit: 1 latent frame(s)" in result.info
