@@ -51,8 +51,9 @@ def fit_keyframes(latent_raw: torch.Tensor, keyframes: Keyframes, steps: int = F
                 z[:, :, j:j + 1], before, after = _fit_frame(decode, z[:, :, j:j + 1], cache, j, *by_latent[j], steps,
                                                              report)
                 errors.append((before, after))
-            with torch.no_grad():
-                decode(z[:, :, j:j + 1], cache)
+            else:
+                with torch.no_grad():
+                    decode(z[:, :, j:j + 1], cache)
             cache.next_chunk()
     before, after = (sum(pair[i] for pair in errors) / len(errors) for i in (0, 1))
     note = (f"keyframe fit: {len(errors)} latent frame(s) fitted to decode to their keyframe image, "
@@ -86,35 +87,40 @@ def _fit_frame(decode: _Decoder, z: torch.Tensor, cache: CausalCache, latent: in
     """Fit `z` [B, C, 1, H, W], latent frame `latent`, so that it decodes after the frames before it (`cache`) to
     `image` [3, H, W] in -1..1 at pixel frame `pixel`, its other pixel frames staying as they were.
 
-    Returns the fitted frame and the image's mean squared error (in -1..1) before and after. `cache` is left as it
-    was, for the caller to decode the fitted frame with. The cache keeps no graph, so the frames after this one are
-    not held: measured, they moved by about 35 dB PSNR (docs/EMBEDDED.md, "Keyframe fit"). `report(step)` is called
-    after each step."""
+    Returns the fitted frame and the image's mean squared error (in -1..1) before and after, and leaves `cache` past
+    the fitted frame, as decoding it would. The cache keeps no graph, so the frames after this one are not held:
+    measured, they moved by about 35 dB PSNR (docs/EMBEDDED.md, "Keyframe fit"). `report(step)` is called after
+    each step."""
     state = cache.snapshot()
     slot = list(pixel_span(latent)).index(pixel)
+    image = image.to(z.device)
     with torch.no_grad():
         goal = decode(z, cache)  # [B, 3, t, H, W] as sampled
-    goal[:, :, slot] = image.to(goal)
+    before = _error(goal[:, :, slot], image)
+    goal[:, :, slot] = image
     weight = torch.full((goal.shape[2],), HOLD_WEIGHT, device=goal.device)
     weight[slot] = 1.0
     weight = (weight / weight.sum()).view(1, 1, -1, 1, 1)
     shift = torch.zeros_like(z, requires_grad=True)
     optimizer = torch.optim.Adam([shift], lr=FIT_LEARNING_RATE)
-    errors = []
-    for step in range(steps + 1):  # the last pass only measures
+    for step in range(steps):
         cache.restore(state)
-        decoded = decode(z + shift, cache)
-        errors.append(float(((decoded[:, :, slot].detach().clamp(-1, 1) - goal[:, :, slot]) ** 2).mean()))
-        if step == steps:
-            break
-        loss = ((decoded - goal) ** 2 * weight).mean(dim=(0, 1, 3, 4)).sum()
+        loss = ((decode(z + shift, cache) - goal) ** 2 * weight).mean(dim=(0, 1, 3, 4)).sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if report is not None:
             report(step + 1)
     cache.restore(state)
-    return (z + shift).detach(), errors[0], errors[-1]
+    fitted = (z + shift).detach()
+    with torch.no_grad():
+        after = _error(decode(fitted, cache)[:, :, slot], image)
+    return fitted, before, after
+
+
+def _error(decoded: torch.Tensor, image: torch.Tensor) -> float:
+    """Mean squared error of decoded pixels [B, 3, H, W] (clamped as shown) against `image` [3, H, W], in -1..1."""
+    return float(((decoded.clamp(-1, 1) - image) ** 2).mean())
 
 
 def _psnr(mse: float) -> float:
